@@ -1,0 +1,1 @@
+"""Neural networks used by the studies (one architecture per module)."""

@@ -1,0 +1,1 @@
+"""Numerical solvers: P1 radiative transfer, perfusion deconvolution."""
