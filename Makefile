@@ -1,0 +1,57 @@
+# The two commands of the README:
+#   make book   - set up the environment, run every study on its default profile and build the HTML book
+#   make test   - set up the environment and run the test suite
+# Options: PROFILE=paper (book from another profile), PYTHON=python3.11, VENV=.venv, SHARED=../shared
+
+SHELL   := /bin/bash
+PYTHON  ?= python3
+VENV    ?= .venv
+PROFILE ?= lab
+SHARED  ?= $(abspath ../shared)
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+# A local mirror of the real data (CI and the team have ../shared/data); without it, studies fall back to
+# synthetic data and say so in the book.
+ifneq ($(wildcard $(SHARED)/data),)
+export STUDIES_DATA_MIRROR ?= $(SHARED)/data
+endif
+export MPLBACKEND ?= Agg
+export PYTHONHASHSEED ?= 0
+
+.PHONY: help venv test test-all book book-clean lint clean
+
+help:
+	@echo "make book  [PROFILE=lab|paper]  run all studies and build _build/html/index.html"
+	@echo "make test                       run the tests (what CI runs)"
+	@echo "make test-all                   also the slow tests"
+	@echo "make lint                       ruff on lib/ tests/ benchmarks/"
+
+$(STAMP): pyproject.toml requirements/lock.txt requirements/torch.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/torch.txt
+	$(PY) -m pip install --quiet -r requirements/lock.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: venv
+	$(PY) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+
+test-all: venv
+	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+book: venv
+	set -eo pipefail; $(PY) -m lib book --profile $(PROFILE)
+
+book-clean:
+	rm -rf _build
+
+lint: venv
+	$(VENV)/bin/ruff check lib tests benchmarks
+
+clean:
+	rm -rf _build _runs .pytest_cache

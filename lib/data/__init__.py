@@ -1,0 +1,1 @@
+"""Datasets: registry of real data with checksums, real-data readers, synthetic generators."""
