@@ -329,25 +329,28 @@ def _step1(E: np.ndarray, T: np.ndarray, rho: np.ndarray, cfg: P1Config, dt: flo
     En = E.ravel().copy()
     Tn = T.ravel().copy()
     rr = rho.ravel().copy()
-    Thn = a * Tn**4
+    Tn2 = Tn * Tn
+    Thn = a * (Tn2 * Tn2)
+    Tn3 = Tn2 * Tn
     E_out = En.copy()
     T_out = Tn.copy()
     ia = np.arange(En.size)
     e_q, th_q = En.copy(), Thn.copy()
     faithful_stop = cfg.fixed_point == "previous"
+    inv_dt = 1.0 / dt
     for _ in range(cfg.max_iter):
-        t_q = (th_q / a) ** 0.25
+        t_q = np.sqrt(np.sqrt(th_q / a))  # (Theta / a)^(1/4)
         if faithful_stop:
             E_out[ia] = e_q
             T_out[ia] = t_q
-        mu = 1.0 / (Tn**3 + Tn * t_q**2 + t_q * Tn**2 + t_q**3)
-        sa = _eval_sigma(cfg.sigma_a, rr, t_q)
-        tmp1 = (1.0 / dt) + c * sa
-        alpha = 1.0 / dt / tmp1
-        beta = c * sa / tmp1
-        tmp2 = (rr * cv * mu / dt) + c * sa
-        gamma = rr * cv * mu / dt / tmp2
-        delta = c * sa / tmp2
+        t2 = t_q * t_q
+        mu = 1.0 / (Tn3 + Tn * t2 + t_q * Tn2 + t2 * t_q)
+        csa = c * _eval_sigma(cfg.sigma_a, rr, t_q)
+        alpha = inv_dt / (inv_dt + csa)
+        beta = csa / (inv_dt + csa)
+        rcm = rr * cv * mu * inv_dt
+        gamma = rcm / (rcm + csa)
+        delta = csa / (rcm + csa)
         den = 1.0 - beta * delta
         e_next = (alpha * En + gamma * beta * Thn) / den
         th_next = (gamma * Thn + alpha * delta * En) / den
@@ -356,13 +359,13 @@ def _step1(E: np.ndarray, T: np.ndarray, rho: np.ndarray, cfg: P1Config, dt: flo
             cont = (de > prec) & (dth > prec)
         else:
             E_out[ia] = e_next
-            T_out[ia] = (th_next / a) ** 0.25
+            T_out[ia] = np.sqrt(np.sqrt(th_next / a))
             cont = (de > prec) | (dth > prec)
         if not cont.any():
             break
         ia = ia[cont]
         e_q, th_q = e_next[cont], th_next[cont]
-        En, Tn, Thn, rr = En[cont], Tn[cont], Thn[cont], rr[cont]
+        En, Tn, Tn2, Tn3, Thn, rr = En[cont], Tn[cont], Tn2[cont], Tn3[cont], Thn[cont], rr[cont]
     else:  # pragma: no cover - guards against pathological opacities
         raise RuntimeError(
             f"Step-1 fixed point did not converge in {cfg.max_iter} iterations; lower dt (cfl) or check sigma_a."
