@@ -39,6 +39,9 @@ __all__ = [
     "pearson_r",
     "BlandAltman",
     "bland_altman",
+    "relative_l2",
+    "soft_dice_loss",
+    "image_regression_report",
 ]
 
 Reduction = Literal["pooled", "mean", "none"]
@@ -290,3 +293,66 @@ def bland_altman(a: ArrayLike, b: ArrayLike) -> BlandAltman:
     bias = float(d.mean())
     sd = float(d.std(ddof=1))
     return BlandAltman(bias, sd, bias - 1.96 * sd, bias + 1.96 * sd, (x + y) / 2, d)
+
+
+def relative_l2(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
+    """Per-sample relative L2 error ``||pred - true||_2 / ||true||_2`` over all but the first axis.
+
+    Parameters
+    ----------
+    y_true, y_pred : array_like, shape (n, ...)
+
+    Returns
+    -------
+    ndarray, shape (n,)
+    """
+    t = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(y_pred, dtype=np.float64)
+    _check_same_shape(t, p, ("y_true", "y_pred"))
+    t2, p2 = t.reshape(len(t), -1), p.reshape(len(p), -1)
+    return np.linalg.norm(p2 - t2, axis=1) / np.maximum(np.linalg.norm(t2, axis=1), 1e-300)
+
+
+def soft_dice_loss(y_true: ArrayLike, y_pred: ArrayLike, smooth: float = 1e-5) -> np.ndarray:
+    """Per-sample soft Dice loss ``1 - (2 sum(t p) + s) / (sum(t) + sum(p) + s)`` for maps in [0, 1].
+
+    This is the ranking score of the radiative-transfer V-Net notebooks (not a segmentation Dice).
+    """
+    t = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(y_pred, dtype=np.float64)
+    _check_same_shape(t, p, ("y_true", "y_pred"))
+    t2, p2 = t.reshape(len(t), -1), p.reshape(len(p), -1)
+    return 1.0 - (2 * (t2 * p2).sum(1) + smooth) / (t2.sum(1) + p2.sum(1) + smooth)
+
+
+def image_regression_report(y_true: ArrayLike, y_pred: ArrayLike, *, data_range: float) -> dict[str, np.ndarray]:
+    """Per-image scores of a continuous-map reconstruction.
+
+    Parameters
+    ----------
+    y_true, y_pred : array_like, shape (n, H, W)
+    data_range : float
+        Dynamic range used by SSIM and PSNR (fixed, e.g. the physical range of the quantity, so that
+        scores are comparable across images).
+
+    Returns
+    -------
+    dict of name -> ndarray (n,)
+        ``mse``, ``relative_l2``, ``ssim`` (scikit-image, Gaussian-free 7x7 window), ``psnr`` (dB), ``r2``.
+    """
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    t = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(y_pred, dtype=np.float64)
+    _check_same_shape(t, p, ("y_true", "y_pred"))
+    if t.ndim != 3:
+        raise ValueError(f"expected (n, H, W) arrays, got shape {t.shape}")
+    win = min(7, t.shape[1], t.shape[2])
+    win -= 1 - win % 2
+    return {
+        "mse": ((t - p) ** 2).reshape(len(t), -1).mean(1),
+        "relative_l2": relative_l2(t, p),
+        "ssim": np.array([structural_similarity(a, b, data_range=data_range, win_size=win) for a, b in zip(t, p)]),
+        "psnr": np.array([peak_signal_noise_ratio(a, b, data_range=data_range) for a, b in zip(t, p)]),
+        "r2": np.array([r2_score(a, b) for a, b in zip(t, p)]),
+    }
