@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["FAMILIES", "AUTHORS_FAMILY_WEIGHTS", "generate_densities", "box_smooth_valid"]
+__all__ = ["FAMILIES", "AUTHORS_FAMILY_WEIGHTS", "generate_densities", "box_smooth_valid", "crenau_densities"]
 
 FAMILIES: tuple[str, ...] = ("sinus_bumps", "squares", "rotated_squares", "circles", "gaussians")
 AUTHORS_FAMILY_WEIGHTS: tuple[float, ...] = (1446, 482, 240, 242, 481)
@@ -179,3 +179,59 @@ def generate_densities(
         raw[:, :b, :] = raw[:, -b:, :] = 1.0
         raw[:, :, :b] = raw[:, :, -b:] = 1.0
     return box_smooth_valid(raw), fam
+
+
+def crenau_densities(
+    x: np.ndarray, y: np.ndarray, height: np.ndarray, *, size: int = 28, background: float = 0.1,
+    smooth_passes: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The M1 internship's ``crenau(x, y, rmin, rmax)`` densities, batched.
+
+    A disk of diameter ``0.1 * N * dx`` (0.1 cm) centred at ``(x, y)`` is set to ``height`` on a
+    ``background``, on the grid *including* its ghost layer; it is then smoothed ``int(0.1 * N)`` times
+    (2 at N = 28) with the mean over each cell and its existing 4 neighbours, as the original program.
+
+    Parameters
+    ----------
+    x, y, height : array_like, shape (B,)
+        Centre (cm, in [0, 1]) and pre-smoothing height (g/cm^3).
+    size : int
+        Grid side N.
+    background : float
+        Density outside the bump (0.1).
+    smooth_passes : int, optional
+        Default ``int(0.1 * N)``.
+
+    Returns
+    -------
+    rho : ndarray, shape (B, N, N)
+        Interior densities, y-up rows.
+    peak : ndarray, shape (B,)
+        Maximum after smoothing (the label "height" of the M1 CNN).
+    """
+    x, y, h = (np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in (x, y, height))
+    if not (x.shape == y.shape == h.shape) or x.ndim != 1:
+        raise ValueError(f"x, y and height must be 1-D arrays of equal length, got {x.shape}, {y.shape}, {h.shape}.")
+    if np.any((x < 0) | (x > 1) | (y < 0) | (y > 1)):
+        raise ValueError("bump centres must lie in [0, 1]^2 (the original program rejects them otherwise).")
+    n = int(size)
+    dx = 1.0 / n
+    c = (np.arange(n + 2) - 1) * dx + dx / 2  # centres, ghosts included
+    X, Y = np.meshgrid(c, c)
+    diameter = 0.1 * n * dx
+    inside = (X[None] - x[:, None, None]) ** 2 + (Y[None] - y[:, None, None]) ** 2 <= (diameter / 2) ** 2
+    sig = np.where(inside, h[:, None, None], background)
+    passes = int(0.1 * n) if smooth_passes is None else int(smooth_passes)
+    count = np.full((n + 2, n + 2), 5.0)
+    count[0, :] -= 1
+    count[-1, :] -= 1
+    count[:, 0] -= 1
+    count[:, -1] -= 1
+    for _ in range(passes):
+        acc = sig.copy()
+        acc[:, 1:, :] += sig[:, :-1, :]
+        acc[:, :-1, :] += sig[:, 1:, :]
+        acc[:, :, 1:] += sig[:, :, :-1]
+        acc[:, :, :-1] += sig[:, :, 1:]
+        sig = acc / count
+    return sig[:, 1:-1, 1:-1], sig.max(axis=(1, 2))

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lib.data.densities import FAMILIES, generate_densities
-from lib.solvers.p1 import EDGES, P1Config, simulate, step_count
+from lib.data.densities import FAMILIES, crenau_densities, generate_densities
+from lib.solvers.p1 import EDGES, Neumann, P1Config, Ponctuel, simulate, step_count
 
 __all__ = [
     "NORMALISATION",
@@ -42,6 +42,10 @@ __all__ = [
     "denormalise_density",
     "cache_root",
     "build_dataset",
+    "BumpDatasetConfig",
+    "BumpDataset",
+    "build_bump_dataset",
+    "m1_opacity",
 ]
 
 _VERSION = "rt-dataset-1"
@@ -261,6 +265,115 @@ def build_dataset(
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
         np.savez(tmp, x_raw=x, rho=rho, family=fam)
+        tmp.replace(path)
+        ds.path = path
+    return ds
+
+
+# ----------------------------------------------------------------------------- M1 "créneaux" dataset
+def m1_opacity(rho: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """Opacity of the M1 ``Regression28x28`` runs: ``sigma = T (10 rho)^3`` (1/cm)."""
+    r = 10.0 * rho
+    return T * (r * r * r)
+
+
+@dataclass(frozen=True)
+class BumpDatasetConfig:
+    """Parameters of the M1 bump ("créneau") dataset; every field but ``sim_batch`` enters the cache key.
+
+    Attributes
+    ----------
+    n_samples : int
+        Number of bumps; each sample bundles 4 runs with left-edge sources ``Ponctuel(p, p + 0.2)``,
+        p in (0.1, 0.3, 0.5, 0.7), the other edges Neumann.
+    size : int
+        Grid side (28 originally, 168 steps).
+    n_time : int or None
+        Kept time samples (authors' rule); None keeps every step.
+    heights : tuple of float
+        Pre-smoothing heights drawn uniformly (the 10 "parts" of the original data).
+    centre_grid : int
+        Centres lie on a ``centre_grid`` x ``centre_grid`` grid of [0.2, 0.8]^2 (20 originally).
+    seed : int
+    """
+
+    n_samples: int = 64
+    size: int = 28
+    n_time: int | None = None
+    heights: tuple[float, ...] = (16.0, 14.0, 12.0, 10.0, 8.0, 6.0, 4.0, 2.0, 1.0)
+    centre_grid: int = 20
+    seed: int = 0
+    sim_batch: int = field(default=128, compare=False)
+
+    def key(self) -> str:
+        d = dataclasses.asdict(self)
+        d.pop("sim_batch")
+        d["version"] = _VERSION + "-bump"
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class BumpDataset:
+    """Inputs ``x_raw (n, 48, n_time, size)`` float32 (channel ``12 * source + 3 * edge + ch``, sources =
+    the 4 left-edge positions), labels ``(n, 3)`` = (x, y, height after smoothing), densities ``(n, size, size)``."""
+
+    x_raw: np.ndarray
+    labels: np.ndarray
+    rho: np.ndarray
+    config: BumpDatasetConfig
+    seconds: float = 0.0
+    path: Path | None = None
+
+    def inputs(self) -> np.ndarray:
+        return normalise_inputs(self.x_raw)
+
+
+def build_bump_dataset(config: BumpDatasetConfig, *, cache: bool = True, progress: bool | None = None) -> BumpDataset:
+    """Simulate the M1 bump dataset (see :class:`BumpDatasetConfig`), cached like :func:`build_dataset`."""
+    import time
+
+    if not isinstance(config, BumpDatasetConfig):
+        raise TypeError(f"config must be a BumpDatasetConfig, got {type(config).__name__}.")
+    path = cache_root() / f"bump_{config.key()}.npz"
+    if cache and path.is_file():
+        with np.load(path) as z:
+            return BumpDataset(z["x_raw"], z["labels"], z["rho"], config, 0.0, path)
+    rng = np.random.default_rng(config.seed)
+    centres = np.linspace(0.2, 0.8, config.centre_grid)
+    x = rng.choice(centres, config.n_samples)
+    y = rng.choice(centres, config.n_samples)
+    h = rng.choice(np.asarray(config.heights, dtype=float), config.n_samples)
+    rho, peak = crenau_densities(x, y, h, size=config.size)
+    # expression densities: ghost cells hold the (background) density, not 0
+    cfg = P1Config.faithful(sigma_a=m1_opacity, sigma_c=m1_opacity, ghost_rho="copy")
+    S = step_count(config.size, cfg)
+    t_idx = time_indices(S, S if config.n_time is None else config.n_time)
+    out = np.empty((config.n_samples, 48, len(t_idx), config.size), np.float32)
+    starts = range(0, config.n_samples, config.sim_batch)
+    if progress is None:
+        import sys
+
+        progress = sys.stderr.isatty()
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc=f"simulating {config.n_samples}x4 bumps at N={config.size}")
+    t0 = time.perf_counter()
+    for s0 in starts:
+        sl = slice(s0, s0 + config.sim_batch)
+        per_src = []
+        for p in (0.1, 0.3, 0.5, 0.7):
+            bcs = {e: Neumann() for e in EDGES}
+            bcs["left"] = Ponctuel(p, p + 0.2)
+            per_src.append(simulate(rho[sl], bcs, config=cfg, signal_dtype=np.float32).signals)
+        out[sl] = assemble_inputs(np.stack(per_src, axis=1), t_idx)
+    seconds = time.perf_counter() - t0
+    labels = np.stack([x, y, peak], axis=1)
+    ds = BumpDataset(out, labels, rho, config, seconds, None)
+    if cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, x_raw=out, labels=labels, rho=rho)
         tmp.replace(path)
         ds.path = path
     return ds

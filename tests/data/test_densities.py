@@ -48,3 +48,21 @@ def test_errors():
         generate_densities(3, rng=np.random.default_rng(0), families=["triangles"])
     with pytest.raises(ValueError, match="weights"):
         generate_densities(3, rng=np.random.default_rng(0), weights=[1, 2])
+
+
+def test_crenau_density():
+    from lib.data.densities import crenau_densities
+
+    rho, peak = crenau_densities([0.5, 0.3], [0.5, 0.6], [16.0, 4.0], size=28)
+    assert rho.shape == (2, 28, 28)
+    assert np.isclose(rho.min(), 0.1)
+    np.testing.assert_allclose(peak, rho.max(axis=(1, 2)))
+    # smoothing conserves the background far away and lowers the peak below the raw height
+    assert peak[0] < 16 and peak[1] < 4
+    # the bump sits at (x, y): column ~ x N, row ~ y N (y-up rows)
+    r, c = np.unravel_index(np.argmax(rho[1]), rho[1].shape)
+    assert abs((c + 0.5) / 28 - 0.3) < 0.06 and abs((r + 0.5) / 28 - 0.6) < 0.06
+    unsmoothed, pk = crenau_densities([0.5], [0.5], [16.0], size=28, smooth_passes=0)
+    assert pk[0] == 16.0
+    with pytest.raises(ValueError, match="centres"):
+        crenau_densities([1.5], [0.5], [1.0])

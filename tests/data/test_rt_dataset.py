@@ -64,3 +64,15 @@ def test_config_errors():
         R.RTDatasetConfig(mode="exact")
     with pytest.raises(TypeError):
         R.build_dataset({"n_densities": 3})
+
+
+def test_bump_dataset_small(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDIES_CACHE_DIR", str(tmp_path))
+    cfg = R.BumpDatasetConfig(n_samples=2, size=12, n_time=12, seed=1)
+    ds = R.build_bump_dataset(cfg, progress=False)
+    assert ds.x_raw.shape == (2, 48, 12, 12) and ds.labels.shape == (2, 3)
+    assert np.all((ds.labels[:, :2] >= 0.2) & (ds.labels[:, :2] <= 0.8))
+    np.testing.assert_allclose(ds.labels[:, 2], ds.rho.max(axis=(1, 2)))
+    assert np.all(np.isfinite(ds.inputs()))
+    again = R.build_bump_dataset(cfg, progress=False)
+    assert again.seconds == 0.0 and np.array_equal(again.x_raw, ds.x_raw)
