@@ -114,9 +114,9 @@ def repo_root() -> Path:
     """The checkout holding ``book/`` and ``parameters/`` (``$STUDIES_ROOT`` overrides)."""
     env = os.environ.get("STUDIES_ROOT")
     root = Path(env).expanduser().resolve() if env else Path(__file__).resolve().parents[1]
-    if not (root / "parameters").is_dir() or not (root / "book").is_dir():
+    if not (root / "book").is_dir():
         raise StudyError(
-            f"{root} has no book/ and parameters/ directories; run from a checkout of the project "
+            f"{root} has no book/ directory; run from a checkout of the project "
             "or set STUDIES_ROOT to one"
         )
     return root
@@ -126,6 +126,8 @@ def list_studies(root: Path | None = None) -> list[Study]:
     """All studies: directories ``parameters/<name>/`` that have a chapter ``book/<name>/<name>.md``."""
     root = root or repo_root()
     out = []
+    if not (root / "parameters").is_dir():
+        return out
     for pdir in sorted(p for p in (root / "parameters").iterdir() if p.is_dir()):
         nb = root / "book" / pdir.name / f"{pdir.name}.md"
         if nb.is_file():
