@@ -25,7 +25,11 @@ if "STUDIES_DATA_MIRROR" not in os.environ and _shared.is_dir():
 
 @pytest.fixture
 def minibook(tmp_path: Path) -> Path:
-    """A copy of ``tests/fixtures/minibook`` (book/, parameters/, _config.yml, _toc.yml)."""
+    """A copy of ``tests/fixtures/minibook`` (book/, parameters/, _toc.yml) with the real ``_config.yml``."""
     dest = tmp_path / "minibook"
     shutil.copytree(FIXTURES / "minibook", dest)
+    # the book's real configuration and bibliography, so the tests check them too
+    shutil.copy2(REPO / "_config.yml", dest / "_config.yml")
+    for name in ("references.bib", "references.md"):
+        shutil.copy2(REPO / "book" / name, dest / "book" / name)
     return dest

@@ -20,6 +20,9 @@ def test_fixture_book_builds_with_glued_number(minibook):
     assert "Provenance: demo" in page  # the collapsed provenance cell
     assert re.search(r'<img[^>]+src="[^"]+\.png"', page)  # the glued figure
     assert (html / "index.html").is_file()
+    assert 'class="exercise admonition"' in page  # sphinx-exercise
+    assert 'class="solution dropdown admonition"' in page  # its solution is toggled
+    assert "nteract contributors, 2026" in page  # the citation resolved (author-year style)
     # the download button offers the executed notebook
     src = html / "_sources" / "book" / "demo" / "demo.ipynb"
     assert src.is_file() and "deliberate failure" in src.read_text()
