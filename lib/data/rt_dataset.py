@@ -144,6 +144,9 @@ class RTDatasetConfig:
         Family weights (None = uniform).
     sim_batch : int
         Densities simulated together (memory/speed trade-off; does not change results).
+    backend, device : str
+        Solver backend ("numpy" or "torch") and torch device; results agree to round-off, so they are
+        not part of the cache key.
     """
 
     n_densities: int = 64
@@ -154,6 +157,8 @@ class RTDatasetConfig:
     families: tuple[str, ...] = FAMILIES
     weights: tuple[float, ...] | None = None
     sim_batch: int = field(default=128, compare=False)
+    backend: str = field(default="numpy", compare=False)
+    device: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.n_densities < 1:
@@ -169,7 +174,8 @@ class RTDatasetConfig:
 
     def key(self) -> str:
         d = dataclasses.asdict(self)
-        d.pop("sim_batch")
+        for k in ("sim_batch", "backend", "device"):
+            d.pop(k)
         d["version"] = _VERSION
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -257,7 +263,10 @@ def build_dataset(
     t0 = time.perf_counter()
     for s0 in starts:
         sl = slice(s0, s0 + config.sim_batch)
-        per_src = [simulate(rho[sl], edge, config=cfg, signal_dtype=np.float32).signals for edge in EDGES]
+        per_src = [
+            simulate(rho[sl], edge, config=cfg, signal_dtype=np.float32, backend=config.backend, device=config.device).signals
+            for edge in EDGES
+        ]
         x[sl] = assemble_inputs(np.stack(per_src, axis=1), t_idx)
     seconds = time.perf_counter() - t0
     ds = RTDataset(x, rho, fam, config, seconds, None)
@@ -304,10 +313,13 @@ class BumpDatasetConfig:
     centre_grid: int = 20
     seed: int = 0
     sim_batch: int = field(default=128, compare=False)
+    backend: str = field(default="numpy", compare=False)
+    device: str | None = field(default=None, compare=False)
 
     def key(self) -> str:
         d = dataclasses.asdict(self)
-        d.pop("sim_batch")
+        for k in ("sim_batch", "backend", "device"):
+            d.pop(k)
         d["version"] = _VERSION + "-bump"
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -365,7 +377,8 @@ def build_bump_dataset(config: BumpDatasetConfig, *, cache: bool = True, progres
         for p in (0.1, 0.3, 0.5, 0.7):
             bcs = {e: Neumann() for e in EDGES}
             bcs["left"] = Ponctuel(p, p + 0.2)
-            per_src.append(simulate(rho[sl], bcs, config=cfg, signal_dtype=np.float32).signals)
+            per_src.append(simulate(rho[sl], bcs, config=cfg, signal_dtype=np.float32, backend=config.backend,
+                                   device=config.device).signals)
         out[sl] = assemble_inputs(np.stack(per_src, axis=1), t_idx)
     seconds = time.perf_counter() - t0
     labels = np.stack([x, y, peak], axis=1)

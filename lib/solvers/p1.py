@@ -316,36 +316,120 @@ def _pad_edge(x: np.ndarray) -> np.ndarray:
     return np.pad(x, ((0, 0), (1, 1), (1, 1)), mode="edge")
 
 
-def _eval_sigma(fn: SigmaFn, rho: np.ndarray, T: np.ndarray) -> np.ndarray:
-    out = np.asarray(fn(rho, T), dtype=np.float64)
-    return np.broadcast_to(out, rho.shape)
+class _NumpyOps:
+    """Array operations of the NumPy backend (float64 on the CPU)."""
+
+    name = "numpy"
+    sqrt = staticmethod(np.sqrt)
+    abs = staticmethod(np.abs)
+
+    def asarray(self, x, dtype=np.float64):
+        return np.asarray(x, dtype=dtype)
+
+    def empty(self, shape, dtype):
+        return np.empty(shape, dtype=dtype)
+
+    def arange(self, n):
+        return np.arange(n)
+
+    def any(self, x) -> bool:
+        return bool(x.any())
+
+    def flat_copy(self, x):
+        return x.reshape(-1).copy()
+
+    def copy(self, x):
+        return x.copy()
+
+    def numpy(self, x):
+        return x
+
+    def sigma(self, fn: SigmaFn, rho, T):
+        return np.broadcast_to(np.asarray(fn(rho, T), dtype=np.float64), rho.shape)
 
 
-def _step1(E: np.ndarray, T: np.ndarray, rho: np.ndarray, cfg: P1Config, dt: float) -> tuple[np.ndarray, np.ndarray]:
+class _TorchOps:
+    """Array operations of the PyTorch backend (float64 on ``device``, CPU or GPU)."""
+
+    name = "torch"
+
+    def __init__(self, device) -> None:
+        import torch
+
+        self.torch = torch
+        self.device = device
+        self.sqrt = torch.sqrt
+        self.abs = torch.abs
+
+    def _dtype(self, dtype):
+        t = self.torch
+        return {np.dtype(np.float64): t.float64, np.dtype(np.float32): t.float32}[np.dtype(dtype)]
+
+    def asarray(self, x, dtype=np.float64):
+        return self.torch.as_tensor(np.ascontiguousarray(x), dtype=self._dtype(dtype), device=self.device)
+
+    def empty(self, shape, dtype):
+        return self.torch.empty(shape, dtype=self._dtype(dtype), device=self.device)
+
+    def arange(self, n):
+        return self.torch.arange(n, device=self.device)
+
+    def any(self, x) -> bool:
+        return bool(x.any())
+
+    def flat_copy(self, x):
+        return x.reshape(-1).clone()
+
+    def copy(self, x):
+        return x.clone()
+
+    def numpy(self, x):
+        return x.detach().cpu().numpy()
+
+    def sigma(self, fn: SigmaFn, rho, T):
+        out = fn(rho, T)
+        if not isinstance(out, self.torch.Tensor):
+            out = self.torch.as_tensor(out, dtype=self.torch.float64, device=self.device)
+        return out.expand(rho.shape)
+
+
+def _make_ops(backend: str, device) -> _NumpyOps | _TorchOps:
+    if backend == "numpy":
+        if device not in (None, "auto", "cpu"):
+            raise ValueError(f"the numpy backend runs on the CPU only; got device={device!r} (use backend='torch').")
+        return _NumpyOps()
+    if backend == "torch":
+        from lib.repro import resolve_device
+
+        return _TorchOps(resolve_device("auto" if device is None else device))
+    raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}.")
+
+
+def _step1(E, T, rho, cfg: P1Config, dt: float, xp) -> tuple:
     """Matter-radiation exchange on flattened interior cells; returns new (E, T) (same shape)."""
     a, c, prec = cfg.a, cfg.c, cfg.precision
     cv = cfg.C_v if cfg.heat_capacity == "aCv" else cfg.C_v / a
     shape = E.shape
-    En = E.ravel().copy()
-    Tn = T.ravel().copy()
-    rr = rho.ravel().copy()
+    En = xp.flat_copy(E)
+    Tn = xp.flat_copy(T)
+    rr = xp.flat_copy(rho)
     Tn2 = Tn * Tn
     Thn = a * (Tn2 * Tn2)
     Tn3 = Tn2 * Tn
-    E_out = En.copy()
-    T_out = Tn.copy()
-    ia = np.arange(En.size)
-    e_q, th_q = En.copy(), Thn.copy()
+    E_out = xp.copy(En)
+    T_out = xp.copy(Tn)
+    ia = xp.arange(En.shape[0])
+    e_q, th_q = xp.copy(En), xp.copy(Thn)
     faithful_stop = cfg.fixed_point == "previous"
     inv_dt = 1.0 / dt
     for _ in range(cfg.max_iter):
-        t_q = np.sqrt(np.sqrt(th_q / a))  # (Theta / a)^(1/4)
+        t_q = xp.sqrt(xp.sqrt(th_q / a))  # (Theta / a)^(1/4)
         if faithful_stop:
             E_out[ia] = e_q
             T_out[ia] = t_q
         t2 = t_q * t_q
         mu = 1.0 / (Tn3 + Tn * t2 + t_q * Tn2 + t2 * t_q)
-        csa = c * _eval_sigma(cfg.sigma_a, rr, t_q)
+        csa = c * xp.sigma(cfg.sigma_a, rr, t_q)
         alpha = inv_dt / (inv_dt + csa)
         beta = csa / (inv_dt + csa)
         rcm = rr * cv * mu * inv_dt
@@ -354,14 +438,14 @@ def _step1(E: np.ndarray, T: np.ndarray, rho: np.ndarray, cfg: P1Config, dt: flo
         den = 1.0 - beta * delta
         e_next = (alpha * En + gamma * beta * Thn) / den
         th_next = (gamma * Thn + alpha * delta * En) / den
-        de, dth = np.abs(e_next - e_q), np.abs(th_next - th_q)
+        de, dth = xp.abs(e_next - e_q), xp.abs(th_next - th_q)
         if faithful_stop:
             cont = (de > prec) & (dth > prec)
         else:
             E_out[ia] = e_next
-            T_out[ia] = np.sqrt(np.sqrt(th_next / a))
+            T_out[ia] = xp.sqrt(xp.sqrt(th_next / a))
             cont = (de > prec) | (dth > prec)
-        if not cont.any():
+        if not xp.any(cont):
             break
         ia = ia[cont]
         e_q, th_q = e_next[cont], th_next[cont]
@@ -377,48 +461,48 @@ def _edge_coords(n: int, d: float, lo: float) -> np.ndarray:
     return lo + np.arange(n) * d + d / 2.0
 
 
-def _fill_ghosts(
-    E: np.ndarray, Fx: np.ndarray, Fy: np.ndarray, T: np.ndarray,
-    bcs: Mapping[str, Boundary], t: float, xs: np.ndarray, ys: np.ndarray, a: float,
-) -> None:
-    """Fill the ghost layer in place (corners untouched), at time ``t``."""
-    # (ghost index, interior index) along axis, and which axis is the edge coordinate
+def _fill_ghosts(E, Fx, Fy, T, bcs: Mapping[str, Boundary], t: float, coords: Mapping[str, object],
+                 profiles: Mapping[str, object], a: float) -> None:
+    """Fill the ghost layer in place (corners untouched), at time ``t``.
+
+    ``coords[edge]`` are the cell-centre coordinates along the edge and ``profiles[edge]`` the 0/1 mask of
+    a ``Ponctuel`` source, both as backend arrays.
+    """
     sl_int = slice(1, -1)
     spec = {
-        "up": ((slice(None), -1, sl_int), (slice(None), -2, sl_int), xs),
-        "down": ((slice(None), 0, sl_int), (slice(None), 1, sl_int), xs),
-        "left": ((slice(None), sl_int, 0), (slice(None), sl_int, 1), ys),
-        "right": ((slice(None), sl_int, -1), (slice(None), sl_int, -2), ys),
+        "up": ((slice(None), -1, sl_int), (slice(None), -2, sl_int)),
+        "down": ((slice(None), 0, sl_int), (slice(None), 1, sl_int)),
+        "left": ((slice(None), sl_int, 0), (slice(None), sl_int, 1)),
+        "right": ((slice(None), sl_int, -1), (slice(None), sl_int, -2)),
     }
     for edge in EDGES:
         bc = bcs[edge]
-        g, k, s = spec[edge]
+        g, k = spec[edge]
         if isinstance(bc, Neumann):
             for f in (E, Fx, Fy, T):
                 f[g] = f[k]
         elif isinstance(bc, Ponctuel):
             base = a * T[g] ** 4  # ghost T before refill (original program)
-            inside = (bc.start <= s) & (s <= bc.end)
-            E[g] = base + np.where(inside, bc.amplitude * math.sin(2 * bc.frequency * math.pi * t), 0.0)
+            E[g] = base + profiles[edge] * (bc.amplitude * math.sin(2 * bc.frequency * math.pi * t))
             Fx[g] = bc.Fx
             Fy[g] = bc.Fy
             T[g] = bc.T
         elif isinstance(bc, Dirichlet):
             for f, v in ((E, bc.E), (Fx, bc.Fx), (Fy, bc.Fy), (T, bc.T)):
-                f[g] = v(t, s) if callable(v) else v
+                f[g] = v(t, coords[edge]) if callable(v) else v
         else:
             raise TypeError(f"Boundary for edge {edge!r} must be Neumann, Dirichlet or Ponctuel, got {type(bc).__name__}.")
 
 
 def _step2(
     E: np.ndarray, Fx: np.ndarray, Fy: np.ndarray, T: np.ndarray, rho_full: np.ndarray,
-    cfg: P1Config, dt: float, dx: float, dy: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    cfg: P1Config, dt: float, dx: float, dy: float, xp,
+) -> tuple:
     """AP hyperbolic step on the interior; inputs have ghosts, outputs are interior ``(B, M, N)``."""
     c = cfg.c
     kap = cfg.eddington
     s = math.sqrt(kap)
-    sig = _eval_sigma(cfg.sigma_c, rho_full, T)
+    sig = xp.sigma(cfg.sigma_c, rho_full, T)
     I = (slice(None), slice(1, -1), slice(1, -1))
     U = (slice(None), slice(2, None), slice(1, -1))
     D = (slice(None), slice(None, -2), slice(1, -1))
@@ -470,8 +554,8 @@ def _step2(
     return E_new, Fx_new, Fy_new
 
 
-def _record(sig: dict[str, np.ndarray], n: int, E, Fx, Fy, T) -> None:
-    Fn = np.sqrt(Fx * Fx + Fy * Fy)
+def _record(sig: dict, n: int, E, Fx, Fy, T, xp) -> None:
+    Fn = xp.sqrt(Fx * Fx + Fy * Fy)
     rows = {"up": (slice(None), -2, slice(1, -1)), "down": (slice(None), 1, slice(1, -1)),
             "left": (slice(None), slice(1, -1), 1), "right": (slice(None), slice(1, -1), -2)}
     for edge, r in rows.items():
@@ -495,6 +579,8 @@ def simulate(
     x_max: float = 1.0,
     signal_dtype: np.dtype | type = np.float64,
     progress: bool = False,
+    backend: Literal["numpy", "torch"] = "numpy",
+    device: str | None = None,
 ) -> P1Result:
     """Run the P1 + matter solver on a batch of densities.
 
@@ -523,6 +609,11 @@ def simulate(
         Storage dtype of the signals (computation is float64).
     progress : bool
         Show a tqdm bar over time steps.
+    backend : {"numpy", "torch"}
+        Array library; ``"torch"`` runs in float64 on ``device`` (``"auto"`` = CUDA if present). With the
+        torch backend, user callables (opacities, Dirichlet values) receive tensors.
+    device : str, optional
+        Torch device for the torch backend.
 
     Returns
     -------
@@ -559,17 +650,26 @@ def simulate(
     xs = _edge_coords(N, dx, 0.0)
     ys = _edge_coords(M, dy, 0.0)
 
+    xp = _make_ops(backend, device)
     shape = (B, M, N)
     T_int = _as_batch(T0, shape, "T0")
     E_int = _as_batch(cfg.a * T_int**4 if E0 is None else E0, shape, "E0")
-    E = _pad_edge(E_int)
-    T = _pad_edge(T_int)
-    Fx = _pad_edge(_as_batch(F0[0], shape, "F0[0]"))
-    Fy = _pad_edge(_as_batch(F0[1], shape, "F0[1]"))
+    E = xp.asarray(_pad_edge(E_int))
+    T = xp.asarray(_pad_edge(T_int))
+    Fx = xp.asarray(_pad_edge(_as_batch(F0[0], shape, "F0[0]")))
+    Fy = xp.asarray(_pad_edge(_as_batch(F0[1], shape, "F0[1]")))
     if cfg.ghost_rho == "zero":
         rho_full = np.pad(rho, ((0, 0), (1, 1), (1, 1)), mode="constant", constant_values=0.0)
     else:
         rho_full = _pad_edge(rho)
+    rho_full = xp.asarray(rho_full)
+    rho_int = xp.asarray(rho)
+    coords_np = {"up": xs, "down": xs, "left": ys, "right": ys}
+    coords = {e: xp.asarray(c) for e, c in coords_np.items()}
+    profiles = {
+        e: xp.asarray(((bc.start <= coords_np[e]) & (coords_np[e] <= bc.end)).astype(np.float64))
+        for e, bc in bcs.items() if isinstance(bc, Ponctuel)
+    }
 
     if frames is None:
         frame_steps = np.zeros(0, dtype=int)
@@ -582,9 +682,9 @@ def simulate(
         if frame_steps.size and (frame_steps.min() < 0 or frame_steps.max() >= S):
             raise ValueError(f"frame steps must lie in [0, {S - 1}], got {frame_steps.tolist()}.")
     frame_pos = {int(s): i for i, s in enumerate(frame_steps)}
-    frame_arr = np.empty((B, len(frame_steps), 4, M, N), dtype=signal_dtype) if len(frame_steps) else None
+    frame_arr = xp.empty((B, len(frame_steps), 4, M, N), signal_dtype) if len(frame_steps) else None
 
-    sig = {e: np.empty((B, 3, S, N if e in ("up", "down") else M), dtype=signal_dtype) for e in EDGES}
+    sig = {e: xp.empty((B, 3, S, N if e in ("up", "down") else M), signal_dtype) for e in EDGES}
     times = np.empty(S)
     before = cfg.record == "before"
     it: Iterable[int] = range(S)
@@ -594,7 +694,7 @@ def simulate(
         it = tqdm(it, desc=f"P1 {B}x{M}x{N}", leave=False)
 
     def store(n: int, t_rec: float) -> None:
-        _record(sig, n, E, Fx, Fy, T)
+        _record(sig, n, E, Fx, Fy, T, xp)
         times[n] = t_rec
         if n in frame_pos:
             for ch, f in enumerate((E, Fx, Fy, T)):
@@ -605,17 +705,19 @@ def simulate(
     for n in it:
         if before:
             store(n, t)
-        En, Tn = _step1(E[inner], T[inner], rho, cfg, dt)
+        En, Tn = _step1(E[inner], T[inner], rho_int, cfg, dt, xp)
         E[inner] = En
         T[inner] = Tn
-        _fill_ghosts(E, Fx, Fy, T, bcs, t, xs, ys, cfg.a)
-        En, Fxn, Fyn = _step2(E, Fx, Fy, T, rho_full, cfg, dt, dx, dy)
+        _fill_ghosts(E, Fx, Fy, T, bcs, t, coords, profiles, cfg.a)
+        En, Fxn, Fyn = _step2(E, Fx, Fy, T, rho_full, cfg, dt, dx, dy, xp)
         E[inner], Fx[inner], Fy[inner] = En, Fxn, Fyn
         t += dt  # accumulated as in the original program
         if not before:
             store(n, t)
 
-    final = {"E": E[inner].copy(), "Fx": Fx[inner].copy(), "Fy": Fy[inner].copy(), "T": T[inner].copy()}
+    final = {k: np.array(xp.numpy(f[inner])) for k, f in (("E", E), ("Fx", Fx), ("Fy", Fy), ("T", T))}
+    sig = {e: xp.numpy(v) for e, v in sig.items()}
+    frame_arr = None if frame_arr is None else xp.numpy(frame_arr)
     return P1Result(sig, times, final, frame_arr, frame_steps, dt, cfg)
 
 
