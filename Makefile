@@ -1,7 +1,10 @@
 # The two commands of the README:
 #   make book   - set up the environment, run every study on its default profile and build the HTML book
 #   make test   - set up the environment and run the test suite
-# Options: PROFILE=paper (book from another profile), PYTHON=python3.11, VENV=.venv, SHARED=../shared
+#   make workflow - every study at its ci and lab profiles plus the parameter sweeps on CORES cores (Snakemake),
+#                   then the gathered tables _runs/_results/*.csv; `make workflow-dry` lists what is stale
+# Options: PROFILE=paper (book from another profile), PYTHON=python3.11, VENV=.venv, SHARED=../shared,
+#          CORES=2, WORKFLOW_ARGS="--config profiles=[paper] --resources gpu=1" (extra snakemake arguments)
 
 SHELL   := /bin/bash
 PYTHON  ?= python3
@@ -11,6 +14,8 @@ SHARED  ?= $(abspath ../shared)
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
+CORES   ?= 2
+WORKFLOW_ARGS ?=
 
 # A local mirror of the real data (CI and the team have ../shared/data); without it, studies fall back to
 # synthetic data and say so in the book.
@@ -20,13 +25,15 @@ endif
 export MPLBACKEND ?= Agg
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help venv test test-all book book-clean lint clean
+.PHONY: help venv test test-all book book-clean lint clean workflow workflow-dry
 
 help:
 	@echo "make book  [PROFILE=lab|paper]  run all studies and build _build/html/index.html"
 	@echo "make test                       run the tests (what CI runs)"
 	@echo "make test-all                   also the slow tests"
 	@echo "make lint                       ruff on lib/ tests/ benchmarks/"
+	@echo "make workflow [CORES=2]         ci + lab of every study and the sweeps (Snakemake), then _runs/_results/"
+	@echo "make workflow-dry               what the workflow would run, and why"
 
 $(STAMP): pyproject.toml requirements/lock.txt requirements/torch.txt
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +56,12 @@ book: venv
 
 book-clean:
 	rm -rf _build
+
+workflow: venv
+	$(VENV)/bin/snakemake --cores $(CORES) --keep-going $(WORKFLOW_ARGS)
+
+workflow-dry: venv
+	$(VENV)/bin/snakemake --dry-run $(WORKFLOW_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check lib tests benchmarks

@@ -8,6 +8,8 @@
     studies run pgnaa --params my_params.yaml     # your own parameter file
     studies book --profile lab                    # run every chapter and build the HTML book
     studies data list | fetch NAME | verify NAME  # the dataset registry
+    studies workflow points pgnaa sweep_epochs     # the points of a sweep file (run them with snakemake)
+    studies workflow gather                       # every run under _runs/ into _runs/_results/*.csv
 """
 
 from __future__ import annotations
@@ -53,6 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="the dataset registry")
     d.add_argument("action", choices=["list", "fetch", "verify"])
     d.add_argument("name", nargs="?")
+
+    w = sub.add_parser("workflow", help="helpers of the Snakemake workflow (workflow/Snakefile): sweeps, tables")
+    wsub = w.add_subparsers(dest="action", required=True)
+    wp = wsub.add_parser("points", help="list the points of a sweep file with their --set overrides")
+    wp.add_argument("study")
+    wp.add_argument("sweep", help="name of the sweep file parameters/<study>/<sweep>.yaml")
+    wg = wsub.add_parser("gather", help="gather every run's metrics and provenance into CSV tables")
+    wg.add_argument("--runs", type=Path, default=None, help="runs directory (default: _runs)")
+    wg.add_argument("--out", type=Path, default=None, help="output directory (default: <runs>/_results)")
+    ws = wsub.add_parser("stamp", help="record a finished run's key so that `studies book` reuses it")
+    ws.add_argument("study")
+    ws.add_argument("profile")
+    ws.add_argument("--out", type=Path, required=True, help="the run's output directory")
     return p
 
 
@@ -102,6 +117,29 @@ def _cmd_data(action: str, name: str | None) -> int:
     return 0
 
 
+def _cmd_workflow(args: argparse.Namespace) -> int:
+    from lib import sweep
+    from lib.run import repo_root, resolve_parameters, run_key
+
+    if args.action == "points":
+        sw = sweep.load_sweep(get_study(args.study), args.sweep)
+        for pt in sw.points:
+            print(f"{pt.id}  " + " ".join(f"--set {a}" for a in pt.set_args()))
+        return 0
+    if args.action == "gather":
+        runs = args.runs if args.runs is not None else repo_root() / "_runs"
+        written = sweep.write_tables(runs, args.out)
+        for path in written:
+            print(path)
+        return 0
+    st = get_study(args.study)
+    if not (args.out / "provenance.json").is_file():
+        raise StudyError(f"{args.out} holds no finished run (no provenance.json); run the study first")
+    _, _, params_path, _ = resolve_parameters(st, args.profile)
+    (args.out / "run.key").write_text(run_key(st, params_path) + "\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code (2: bad input, 1: a study failed)."""
     args = build_parser().parse_args(argv)
@@ -112,6 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_params(args.study)
         if args.command == "data":
             return _cmd_data(args.action, args.name)
+        if args.command == "workflow":
+            return _cmd_workflow(args)
         if args.command == "book":
             from lib.book import build_book
 

@@ -13,7 +13,8 @@ The annotation (or, without one, the type of the literal) is the declared type.
 A parameter file ``parameters/<study>/<profile>.yaml`` is a flat mapping of some of
 those names to values, plus one reserved key, ``_profile``, that describes the
 profile (``description``, ``expected_runtime``, ``device``) and is not passed to the
-notebook. Everything is validated before anything runs: an unknown key lists the
+notebook. A second reserved key, ``_sweep``, declares a parameter sweep (see
+:mod:`lib.sweep`); a single run ignores it. Everything is validated before anything runs: an unknown key lists the
 valid keys, a wrong type names the key, the expected and the given type.
 """
 
@@ -38,11 +39,15 @@ __all__ = [
     "parse_override",
     "validate",
     "PROFILE_KEY",
+    "SWEEP_KEY",
+    "load_sweep_block",
 ]
 
 #: Reserved key of a parameter file holding the profile's description.
 PROFILE_KEY = "_profile"
-_PROFILE_FIELDS = {"description": str, "expected_runtime": str, "device": str, "cell_timeout": int}
+#: Reserved key of a parameter file declaring a sweep: ``{grid: {name: [values, ...]}, metrics: [names]}``.
+SWEEP_KEY = "_sweep"
+_PROFILE_FIELDS = {"description": str, "expected_runtime": str, "device": str, "cell_timeout": int, "mem_mb": int}
 _PROFILE_DEVICES = ("cpu", "gpu")
 
 
@@ -100,6 +105,7 @@ class ProfileInfo:
     expected_runtime: str = "unknown"
     device: str = "cpu"
     cell_timeout: int | None = None  #: per-cell execution limit in seconds (None: the runner's default)
+    mem_mb: int | None = None  #: memory a run needs, MB (for workflow schedulers; None: their default)
 
 
 class _TypeMismatch(Exception):
@@ -259,6 +265,7 @@ def load_parameter_file(path: str | Path) -> tuple[dict[str, Any], ProfileInfo]:
     bad = [k for k in data if not isinstance(k, str)]
     if bad:
         raise ParameterError(f"parameter file {path}: keys must be strings, got {bad!r}")
+    _check_sweep(data.pop(SWEEP_KEY, None), path)  # a sweep's grid is for lib.sweep; a single run ignores it
     info_raw = data.pop(PROFILE_KEY, None) or {}
     if not isinstance(info_raw, dict):
         raise ParameterError(f"parameter file {path}: {PROFILE_KEY} must be a mapping")
@@ -278,6 +285,46 @@ def load_parameter_file(path: str | Path) -> tuple[dict[str, Any], ProfileInfo]:
             f"parameter file {path}: {PROFILE_KEY}.device must be one of {_PROFILE_DEVICES}, got {info.device!r}"
         )
     return data, info
+
+
+def _check_sweep(raw: Any, path: Path) -> dict[str, Any] | None:
+    """Check the structure of a ``_sweep`` block; return ``{"grid": {...}, "metrics": [...]}`` or None."""
+    if raw is None:
+        return None
+    where = f"parameter file {path}: {SWEEP_KEY}"
+    example = f"{SWEEP_KEY}: {{grid: {{seed: [0, 1], epochs: [2, 4]}}, metrics: [accuracy]}}"
+    if not isinstance(raw, dict) or "grid" not in raw:
+        raise ParameterError(f"{where} must be a mapping with a 'grid' of parameter: [values], e.g. {example}")
+    unknown = sorted(set(raw) - {"grid", "metrics"})
+    if unknown:
+        raise ParameterError(f"{where}: unknown field(s) {unknown}; valid: ['grid', 'metrics']")
+    grid = raw["grid"]
+    if not isinstance(grid, dict) or not grid:
+        raise ParameterError(f"{where}.grid must be a non-empty mapping of parameter: [values], e.g. {example}")
+    for key, values in grid.items():
+        if not isinstance(key, str) or key.startswith("_"):
+            raise ParameterError(f"{where}.grid: {key!r} is not a parameter name")
+        if not isinstance(values, list) or not values:
+            raise ParameterError(
+                f"{where}.grid.{key} must be a non-empty list of values, got {_describe(values)}; "
+                f"write {key}: [{values!r}] for a single value"
+            )
+    metrics = raw.get("metrics", [])
+    if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
+        raise ParameterError(f"{where}.metrics must be a list of metric names, got {_describe(metrics)}")
+    return {"grid": dict(grid), "metrics": list(metrics)}
+
+
+def load_sweep_block(path: str | Path) -> dict[str, Any] | None:
+    """The ``_sweep`` block of a parameter file, structure-checked (None when the file has none).
+
+    Returns ``{"grid": {name: [values, ...]}, "metrics": [names]}``; the values are validated
+    against a study's parameters cell by :func:`lib.sweep.expand_sweep`.
+    """
+    path = Path(path)
+    load_parameter_file(path)  # the rest of the file must be valid too
+    data = _yaml_load(path.read_text(encoding="utf-8")) or {}
+    return _check_sweep(data.get(SWEEP_KEY), path)
 
 
 def parse_override(text: str) -> tuple[str, Any]:
