@@ -42,6 +42,7 @@ __all__ = [
     "MultiResUNet",
     "multires_widths",
     "count_bn_running_elements",
+    "set_bn_momentum",
 ]
 
 KERAS_BN_EPS: float = 1e-3
@@ -74,6 +75,21 @@ def _bn(channels: int, scale: bool) -> nn.BatchNorm2d:
     if scale:
         return nn.BatchNorm2d(channels, eps=KERAS_BN_EPS, momentum=KERAS_BN_MOMENTUM)
     return BetaOnlyBatchNorm2d(channels)
+
+
+def set_bn_momentum(model: nn.Module, momentum: float | None) -> nn.Module:
+    """Set the PyTorch-convention momentum of every batch norm of ``model`` (in place).
+
+    ``0.01`` is Keras' 0.99 (the faithful default); ``0.1`` (PyTorch's default) lets the running
+    statistics follow the weights within a few dozen steps, which short CPU runs need for a
+    meaningful validation loss.
+    """
+    if momentum is not None and not 0.0 < momentum <= 1.0:
+        raise ValueError(f"momentum must be in (0, 1] or None, got {momentum}")
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.momentum = momentum
+    return model
 
 
 class ConvBN(nn.Sequential):

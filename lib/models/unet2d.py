@@ -36,9 +36,14 @@ class UNet2D(nn.Module):
         Filters of the top level; level ``i`` has ``base_filters * 2**i`` (default 32 -> 512).
     depth : int
         Number of poolings (4). ``H`` and ``W`` must be divisible by ``2**depth``.
+    init : {"he", "torch"}
+        ``"he"``: weights from a Gaussian with sd sqrt(2/fan_in), biases 0, as the U-Net paper
+        prescribes for ReLU networks without normalisation; ``"torch"``: PyTorch's default
+        (which shrinks the signal through the 23 layers and can leave a short run stuck at an
+        all-background prediction).
     """
 
-    def __init__(self, in_channels: int = 3, out_channels: int = 1, base_filters: int = 32, depth: int = 4):
+    def __init__(self, in_channels: int = 3, out_channels: int = 1, base_filters: int = 32, depth: int = 4, init: str = "he"):
         super().__init__()
         if depth < 1 or base_filters < 1:
             raise ValueError(f"depth and base_filters must be positive, got {depth}, {base_filters}")
@@ -49,6 +54,13 @@ class UNet2D(nn.Module):
         self.up_convs = nn.ModuleList([_double_conv(2 * f[i - 1], f[i - 1]) for i in range(depth, 0, -1)])
         self.pool = nn.MaxPool2d(2)
         self.head = nn.Conv2d(f[0], out_channels, 1)
+        if init == "he":
+            for m in self.modules():
+                if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                    nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                    nn.init.zeros_(m.bias)
+        elif init != "torch":
+            raise ValueError(f"init must be 'he' or 'torch', got {init!r}")
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits for a batch ``(N, in_channels, H, W)``."""

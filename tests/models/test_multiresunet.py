@@ -94,3 +94,13 @@ def test_training_step_reduces_loss():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0]
+
+
+def test_set_bn_momentum():
+    from lib.models.multiresunet import set_bn_momentum
+
+    m = set_bn_momentum(MultiResUNet(base_filters=4), 0.1)
+    moms = {b.momentum for b in m.modules() if isinstance(b, torch.nn.BatchNorm2d)}
+    assert moms == {0.1}
+    with pytest.raises(ValueError):
+        set_bn_momentum(m, 1.5)

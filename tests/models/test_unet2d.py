@@ -24,3 +24,12 @@ def test_shapes(base, size, depth):
 def test_bad_size():
     with pytest.raises(ValueError, match="divisible"):
         UNet2D(base_filters=4)(torch.rand(1, 3, 20, 20))
+
+
+def test_he_init_keeps_signal_scale():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 64, 64)
+    sd = {init: UNet2D(base_filters=8, init=init)(x).std().item() for init in ("he", "torch")}
+    assert sd["he"] > 10 * sd["torch"]  # PyTorch's default shrinks the signal through 23 layers
+    with pytest.raises(ValueError):
+        UNet2D(init="xavier")
