@@ -99,6 +99,7 @@ def test_dry_run_selects_profiles_and_studies(collection):
     # demo2 has no paper profile: skipped with a note, not an error
     assert job_counts(out) == {"run": 1, "gather": 1, "all": 1, "total": 3}
     assert "demo2 has no profile 'paper'" in out
+    assert re.search(r"wildcards: study=demo, profile=paper\n\s+resources: [^\n]*gpu=1, [^\n]*runtime=540", out)
     out = snakemake(collection, "-n", "--config", "studies=[demo2]", "sweeps=false")
     assert stale_runs(out) == {"demo2/ci", "demo2/lab"}
 
