@@ -251,7 +251,7 @@ def tikhonov(curves, aif, dt: float, *, lam: float = 0.1, rho: float = RHO, k_h:
 def oscillation_index(k: torch.Tensor) -> torch.Tensor:
     """Oscillation index ``(1/N) (1/max k) sum_j |k_j - 2 k_{j-1} + k_{j-2}|`` over the last axis."""
     N = k.shape[-1]
-    d2 = (k[..., 2:] - 2 * k[..., 1:-1] + k[..., :-2]).abs().sum(-1)
+    d2 = torch.diff(k, n=2, dim=-1).abs_().sum(-1)
     return d2 / (N * k.max(-1).values.clamp_min(1e-12))
 
 
@@ -270,16 +270,28 @@ def osvd(curves, aif, dt: float, *, oi: float = 0.035, thresholds: np.ndarray | 
     U, s, Vt = np.linalg.svd(_circulant(a, dt))
     dev = _device(device)
     N = 2 * a.size
-    Ps = np.stack([(Vt.T * np.where(s >= t * s.max(), 1.0 / s, 0.0)) @ U.T for t in th])
-    Pt = torch.as_tensor(Ps, dtype=torch.float32, device=dev)  # (P, N, N)
+    # truncation at P keeps the m(P) largest singular values; the residues are nested partial
+    # sums k_m = sum_{i<m} (u_i . c / s_i) v_i, so all thresholds cost one N x N product
+    m = np.array([int(np.sum(s >= t * s.max())) for t in th])  # non-increasing in P
+    Ut = torch.as_tensor(U / s[None, :], dtype=torch.float32, device=dev)  # (N, N): columns u_i / s_i
+    Vtt = torch.as_tensor(Vt, dtype=torch.float32, device=dev)
+    order = np.argsort(m, kind="stable")  # ascending number of components
     ks = []
     for i0 in range(0, c.shape[0], chunk):
         ct = torch.as_tensor(c[i0 : i0 + chunk], dtype=torch.float32, device=dev)
         ct = torch.nn.functional.pad(ct, (0, N - ct.shape[-1]))
-        kall = (ct @ Pt.reshape(-1, N).T).reshape(ct.shape[0], len(th), N)  # (V, P, N)
+        z = ct @ Ut  # (V, N) coefficients
+        kall = torch.empty((ct.shape[0], th.size, N), dtype=torch.float32, device=dev)
+        acc = torch.zeros((ct.shape[0], N), dtype=torch.float32, device=dev)
+        done = 0
+        for j in order:
+            if m[j] > done:
+                acc = acc + z[:, done : m[j]] @ Vtt[done : m[j]]
+                done = int(m[j])
+            kall[:, j] = acc
         ok = oscillation_index(kall) < oi
         ok[:, -1] = True
-        first = ok.float().argmax(dim=1)  # first threshold meeting the OI target
+        first = ok.float().argmax(dim=1)  # first (lowest) threshold meeting the OI target
         ks.append(kall[torch.arange(kall.shape[0], device=dev), first])
     k = torch.cat(ks) if ks else torch.zeros((0, N), device=dev)
     return _finish(k, c, a, dt, lead, "oSVD", rho, k_h)
@@ -306,7 +318,7 @@ def box_nlr(
     aif,
     dt: float,
     *,
-    mtt_range: tuple[float, float] = (1.0, 24.0),
+    mtt_range: tuple[float, float] = (2.0, 24.0),
     delay_range: tuple[float, float] = (0.0, 12.0),
     step: float = 0.5,
     smooth: bool = True,
@@ -335,7 +347,8 @@ def box_nlr(
     dt : float
         Frame interval, s.
     mtt_range, delay_range : (float, float)
-        Search ranges, s.
+        Search ranges, s. MTT below 2 s is not physiological in brain tissue; allowing it
+        lets noise buy very high CBF with very short boxes.
     step : float
         Grid step, s.
     smooth : bool

@@ -89,7 +89,13 @@ def test_phantom_shapes_and_truth(ph):
 
 def test_phantom_noise_level_and_clean_frames(ph):
     noise = (ph.frames - ph.clean)[:, 0]  # frame 0 has no motion
-    assert noise.std() == pytest.approx(P.noise_sigma(200), rel=0.05)
+    assert noise.std() == pytest.approx(P.pixel_noise_sigma(200, ph.pixel_mm), rel=0.05)
+    assert ph.subjects.noise_sigma[0] == pytest.approx(P.pixel_noise_sigma(200, ph.pixel_mm))
+
+
+def test_pixel_noise_sigma_averaging():
+    assert P.pixel_noise_sigma(200, 0.488) == pytest.approx(P.noise_sigma(200))
+    assert P.pixel_noise_sigma(200, 3.44) == pytest.approx(P.noise_sigma(200) * 1.3839 / 3.44, rel=1e-3)
 
 
 def test_phantom_is_seeded():
