@@ -46,6 +46,8 @@ __all__ = [
     "BumpDataset",
     "build_bump_dataset",
     "m1_opacity",
+    "standardise_by_train",
+    "apply_standardisation",
 ]
 
 _VERSION = "rt-dataset-1"
@@ -303,6 +305,9 @@ class BumpDatasetConfig:
         Pre-smoothing heights drawn uniformly (the 10 "parts" of the original data).
     centre_grid : int
         Centres lie on a ``centre_grid`` x ``centre_grid`` grid of [0.2, 0.8]^2 (20 originally).
+    opacity : {"rho_T", "m1"}
+        ``sigma = rho T`` (the programs' standard case, default) or ``sigma = T (10 rho)^3`` (the M1
+        ``Regression28x28`` variant, in which every bump is opaque and its height barely identifiable).
     seed : int
     """
 
@@ -311,6 +316,7 @@ class BumpDatasetConfig:
     n_time: int | None = None
     heights: tuple[float, ...] = (16.0, 14.0, 12.0, 10.0, 8.0, 6.0, 4.0, 2.0, 1.0)
     centre_grid: int = 20
+    opacity: str = "rho_T"
     seed: int = 0
     sim_batch: int = field(default=128, compare=False)
     backend: str = field(default="numpy", compare=False)
@@ -357,7 +363,10 @@ def build_bump_dataset(config: BumpDatasetConfig, *, cache: bool = True, progres
     h = rng.choice(np.asarray(config.heights, dtype=float), config.n_samples)
     rho, peak = crenau_densities(x, y, h, size=config.size)
     # expression densities: ghost cells hold the (background) density, not 0
-    cfg = P1Config.faithful(sigma_a=m1_opacity, sigma_c=m1_opacity, ghost_rho="copy")
+    if config.opacity not in ("m1", "rho_T"):
+        raise ValueError(f"opacity must be 'm1' or 'rho_T', got {config.opacity!r}.")
+    sig_fn = m1_opacity if config.opacity == "m1" else (lambda r, T: r * T)
+    cfg = P1Config.faithful(sigma_a=sig_fn, sigma_c=sig_fn, ghost_rho="copy")
     S = step_count(config.size, cfg)
     t_idx = time_indices(S, S if config.n_time is None else config.n_time)
     out = np.empty((config.n_samples, 48, len(t_idx), config.size), np.float32)
@@ -390,3 +399,36 @@ def build_bump_dataset(config: BumpDatasetConfig, *, cache: bool = True, progres
         tmp.replace(path)
         ds.path = path
     return ds
+
+
+def standardise_by_train(x: np.ndarray, train_idx: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Subtract the training-split mean input and divide by the per-channel spread of the deviations.
+
+    Useful when the informative part of the signals is a small perturbation of a common response (the
+    bump dataset: sample-to-sample variations are ~1e-3 of the fixed-constant scale). The statistics come
+    from the training split only and are returned so they can be recorded and re-applied.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n, C, H, W)
+    train_idx : ndarray of int
+
+    Returns
+    -------
+    xs : ndarray, float32, same shape
+    stats : dict with ``mean`` (1, C, H, W) and ``std`` (1, C, 1, 1)
+    """
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 4:
+        raise ValueError(f"x must have shape (n, C, H, W), got {x.shape}.")
+    xt = x[np.asarray(train_idx)]
+    if len(xt) < 2:
+        raise ValueError("need at least two training samples to standardise.")
+    mean = xt.mean(0, keepdims=True)
+    std = (xt - mean).std(axis=(0, 2, 3), keepdims=True) + 1e-8
+    return ((x - mean) / std).astype(np.float32), {"mean": mean, "std": std}
+
+
+def apply_standardisation(x: np.ndarray, stats: dict[str, np.ndarray]) -> np.ndarray:
+    """Re-apply statistics from :func:`standardise_by_train` to new inputs (noisy, other solver, ...)."""
+    return ((np.asarray(x, dtype=np.float32) - stats["mean"]) / stats["std"]).astype(np.float32)

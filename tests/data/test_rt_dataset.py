@@ -76,3 +76,15 @@ def test_bump_dataset_small(tmp_path, monkeypatch):
     assert np.all(np.isfinite(ds.inputs()))
     again = R.build_bump_dataset(cfg, progress=False)
     assert again.seconds == 0.0 and np.array_equal(again.x_raw, ds.x_raw)
+
+
+def test_standardise_by_train():
+    rng = np.random.default_rng(0)
+    x = (5 + 0.01 * rng.normal(size=(10, 3, 4, 4))).astype(np.float32)
+    xs, stats = R.standardise_by_train(x, np.arange(6))
+    assert stats["mean"].shape == (1, 3, 4, 4) and stats["std"].shape == (1, 3, 1, 1)
+    np.testing.assert_allclose(xs[:6].mean(0), 0, atol=1e-4)
+    np.testing.assert_allclose(xs[:6].std(axis=(0, 2, 3)), 1, rtol=1e-3)
+    np.testing.assert_allclose(R.apply_standardisation(x[6:], stats), xs[6:], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError):
+        R.standardise_by_train(x[:, 0], np.arange(6))
