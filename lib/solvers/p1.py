@@ -29,6 +29,9 @@ Two modes are provided through :class:`P1Config`:
     ``D = kappa c / sigma``), zero-gradient ghost density, a fixed point iterated to convergence of both
     unknowns, and signals recorded *after* each step.
 
+Backends: ``simulate(..., backend="numpy")`` (default, fastest on a CPU) or ``backend="torch"`` with a
+``device`` (float64 on CUDA for large batches); both run the same vectorised code and agree to round-off.
+
 Array convention: fields are ``(B, M, N)`` with row ``j`` = y index (**y increases with the row**,
 row 0 = bottom, i.e. ``numpy.flipud`` of an image) and column ``i`` = x index. Edges are ordered
 ``("up", "down", "left", "right")`` = (y = y_max, y = 0, x = 0, x = 1) as in the original export.
