@@ -214,3 +214,16 @@ def test_cli_points(swept, monkeypatch, capsys):
     assert out[0].split() == ["scale-0.5_n-3", "--set", "scale=0.5", "--set", "n=3"]
     assert len(out) == 4
     assert main(["workflow", "points", "demo", "nope"]) == 2
+
+
+def test_cli_stamp_writes_the_book_run_key(minibook, monkeypatch, tmp_path):
+    from lib.run import run_key
+
+    monkeypatch.setenv("STUDIES_ROOT", str(minibook))
+    out = tmp_path / "run"
+    out.mkdir()
+    assert main(["workflow", "stamp", "demo", "ci", "--out", str(out)]) == 2  # no finished run there
+    (out / "provenance.json").write_text("{}")
+    assert main(["workflow", "stamp", "demo", "ci", "--out", str(out)]) == 0
+    st = get_study("demo", minibook)
+    assert (out / "run.key").read_text().strip() == run_key(st, st.parameter_dir / "ci.yaml")
