@@ -119,7 +119,7 @@ def test_slurm_profile_dry_run(collection):
 
 def test_whole_repository_dry_run():
     """Every landed study's profiles and sweep files validate and expand into jobs."""
-    out = snakemake(REPO, "-n", "--quiet", "rules")
+    out = snakemake(REPO, "-n", "--quiet", "rules", "--rerun-incomplete")  # a run may be in progress here
     counts = job_counts(out)
     assert counts.get("gather") == 1 or "Nothing to be done" in out
 
