@@ -102,6 +102,10 @@ def test_dry_run_selects_profiles_and_studies(collection):
     assert re.search(r"wildcards: study=demo, profile=paper\n\s+resources: [^\n]*gpu=1, [^\n]*runtime=540", out)
     out = snakemake(collection, "-n", "--config", "studies=[demo2]", "sweeps=false")
     assert stale_runs(out) == {"demo2/ci", "demo2/lab"}
+    # any single run or sweep point can be asked for by its output, whatever the configuration
+    point = "_runs/demo/sweep_scale/scale-0.5_n-3/metrics.json"
+    out = snakemake(collection, "-n", "--config", "sweeps=false", "--", point)
+    assert stale_runs(out) == {"demo/sweep_scale/scale-0.5_n-3"}
 
 
 def test_slurm_profile_dry_run(collection):
