@@ -56,7 +56,9 @@ __all__ = [
     "full_measurement",
     "class_templates",
     "load_nist",
+    "nist_root",
     "NistSpectra",
+    "BACKGROUND_RATE",
 ]
 
 #: Paper calibration: channel 8000 = 5641.92 keV, channel 16384 = 11552.48 keV.
