@@ -39,8 +39,8 @@ def otsu_thresholds(gray: ArrayLike, nbins: int = 256) -> np.ndarray:
     span = np.where(hi > lo, hi - lo, 1.0)
     # bin index as numpy.histogram(range=(lo, hi)) does; the last edge is inclusive
     idx = np.minimum(((flat - lo[:, None]) / span[:, None] * nbins).astype(np.int64), nbins - 1)
-    hist = np.zeros((n, nbins))
-    np.add.at(hist, (np.repeat(np.arange(n), flat.shape[1]), idx.ravel()), 1.0)
+    idx += (np.arange(n) * nbins)[:, None]
+    hist = np.bincount(idx.ravel(), minlength=n * nbins).reshape(n, nbins).astype(np.float64)
     centers = lo[:, None] + (np.arange(nbins) + 0.5)[None] * (span / nbins)[:, None]
     w1 = np.cumsum(hist, 1)
     w2r = np.cumsum(hist[:, ::-1], 1)
