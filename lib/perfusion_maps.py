@@ -7,6 +7,8 @@ Two rule sets:
 * ``"paper"`` (what Gava et al.'s raters segmented, for CBV/CBF/TTP maps such as the CNN's):
   core on the CBV map = rCBV < 60 %; hypoperfusion on the CBF/TTP maps = TTP delayed by more
   than 3 s against the contralateral side or rCBF < 50 %; penumbra = hypoperfusion minus core.
+* ``"mtt"`` (CBV/CBF only, Wintermark et al. 2006 style): core = rCBV < 60 %; penumbra =
+  relative MTT (``60 CBV / CBF``, central volume theorem) above 145 % minus core.
 
 "Contralateral" is the mirror image about the vertical midline of the image (the phantom
 is left-right symmetric), compared after a masked Gaussian smoothing so that grey and white
@@ -91,12 +93,13 @@ def lesion_labels(
     maps: dict[str, np.ndarray],
     brain: np.ndarray,
     *,
-    rule: Literal["tmax", "paper"] = "paper",
+    rule: Literal["tmax", "paper", "mtt"] = "paper",
     core_rcbf: float = 0.30,
     tmax_s: float = 6.0,
     core_rcbv: float = 0.60,
     ttp_delay_s: float = 3.0,
     hypo_rcbf: float = 0.50,
+    rmtt_threshold: float = 1.45,
     min_px: int = 4,
     sigma_px: float = 1.5,
     ref_sigma_px: float = 3.0,
@@ -107,10 +110,11 @@ def lesion_labels(
     ----------
     maps : dict
         ``"cbf"`` (ml/100 g/min) and, for ``rule="tmax"``, ``"tmax"`` (s); for ``rule="paper"``,
-        ``"cbv"`` (ml/100 g), ``"cbf"`` and ``"ttp"`` (s). Arrays of shape ``(..., H, W)``.
+        ``"cbv"`` (ml/100 g), ``"cbf"`` and ``"ttp"`` (s); for ``rule="mtt"``, ``"cbv"`` and ``"cbf"``.
+        Arrays of shape ``(..., H, W)``.
     brain : ndarray of bool, same shape
         Brain-tissue mask (labels are restricted to it).
-    rule : {"tmax", "paper"}
+    rule : {"tmax", "paper", "mtt"}
         Threshold rule set (see the module docstring).
     min_px : int
         Components smaller than this are removed.
@@ -122,9 +126,9 @@ def lesion_labels(
     core, penumbra : ndarray of bool
     """
     brain = np.asarray(brain, bool)
-    need = {"tmax": ("cbf", "tmax"), "paper": ("cbv", "cbf", "ttp")}
+    need = {"tmax": ("cbf", "tmax"), "paper": ("cbv", "cbf", "ttp"), "mtt": ("cbv", "cbf")}
     if rule not in need:
-        raise ValueError(f"rule must be 'tmax' or 'paper', got {rule!r}")
+        raise ValueError(f"rule must be 'tmax', 'paper' or 'mtt', got {rule!r}")
     missing = [k for k in need[rule] if k not in maps]
     if missing:
         raise ValueError(f"rule {rule!r} needs maps {need[rule]}; missing {missing}")
@@ -132,6 +136,15 @@ def lesion_labels(
         rcbf = relative_to_contralateral(maps["cbf"], brain, sigma_px=sigma_px, ref_sigma_px=ref_sigma_px)
         core = brain & (rcbf < core_rcbf)
         hypo = brain & (masked_smooth(maps["tmax"], brain, sigma_px) > tmax_s)
+    elif rule == "mtt":
+        sm = dict(sigma_px=sigma_px, ref_sigma_px=ref_sigma_px)
+        rcbv = relative_to_contralateral(maps["cbv"], brain, **sm)
+        cbv_s = masked_smooth(maps["cbv"], brain, sigma_px)
+        cbf_s = masked_smooth(maps["cbf"], brain, sigma_px)
+        mtt = np.where(cbf_s > 1e-3, 60.0 * cbv_s / np.maximum(cbf_s, 1e-3), 0.0)
+        rmtt = relative_to_contralateral(mtt, brain, sigma_px=0.0, ref_sigma_px=ref_sigma_px)
+        core = brain & (rcbv < core_rcbv)
+        hypo = brain & (rmtt > rmtt_threshold)
     else:
         sm = dict(sigma_px=sigma_px, ref_sigma_px=ref_sigma_px)
         rcbv = relative_to_contralateral(maps["cbv"], brain, **sm)

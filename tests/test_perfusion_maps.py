@@ -34,6 +34,9 @@ def test_lesion_labels_rules():
     assert core.sum() == 9 and pen.sum() == 42 - 9
     core2, pen2 = pm.lesion_labels({"cbf": cbf, "cbv": cbv, "ttp": ttp}, brain, rule="paper", **kw)
     assert core2.sum() >= 9 and (core2 & ~core).sum() <= 4
+    core3, pen3 = pm.lesion_labels({"cbf": cbf, "cbv": cbv}, brain, rule="mtt", **kw)
+    # penumbra MTT = 60 * 3 / 25 = 7.2 s against 3.6 s normal: relative MTT 2 > 1.45
+    assert core3.sum() == 9 and pen3.sum() == 42 - 9
     with pytest.raises(ValueError, match="missing"):
         pm.lesion_labels({"cbf": cbf}, brain, rule="tmax")
 
