@@ -46,3 +46,16 @@ def test_bad_inputs():
         m(torch.randn(1, 24, 16, 16))
     with pytest.raises(ValueError):
         AuthorsVNet(48, 4, kernel_size=4)
+
+
+@pytest.mark.parametrize("cls", [AuthorsVNet, MilletariVNet])
+def test_init_output_mean(cls):
+    from lib.models.vnet import init_output_mean
+
+    m = cls(48, 4).eval()
+    init_output_mean(m, 0.2)
+    with torch.no_grad():
+        head = [mod for mod in m.modules() if isinstance(mod, torch.nn.Conv2d) and mod.kernel_size == (1, 1)][-1]
+        assert float(torch.sigmoid(head.bias)[0]) == pytest.approx(0.2)
+    with pytest.raises(ValueError):
+        init_output_mean(m, 1.5)
