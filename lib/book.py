@@ -6,14 +6,17 @@
    into ``_runs/<study>/<profile>/``, reusing a previous run only when its
    :func:`lib.run.run_key` (chapter, ``lib/``, parameter file, environment) is unchanged;
 2. stages a copy of the book in ``_build/stage/<profile>/`` in which each chapter's
-   MyST source is replaced by its executed notebook, with execution switched off;
+   MyST source is replaced by its executed notebook;
 3. builds the HTML with ``jupyter-book build -W -n --keep-going`` into ``_build/html``,
-   failing on any warning.
+   failing on any warning. The executed chapters are not run again; pages that are
+   notebooks but not studies (the results page, which reads ``_runs/``) are executed
+   during this build, after the studies.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -108,7 +111,9 @@ def stage(profile: str, runs: list[StudyRun], root: Path | None = None) -> Path:
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
-    config.setdefault("execute", {})["execute_notebooks"] = "off"
+    execute = config.setdefault("execute", {})
+    execute["execute_notebooks"] = "force"  # non-study notebook pages run now, after the studies...
+    execute["exclude_patterns"] = ["*.ipynb"]  # ...while the chapters, executed by the runner, do not
     (dest / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     shutil.copy2(root / "_toc.yml", dest / "_toc.yml")
     executed = {r.study: r.result.notebook for r in runs}
@@ -146,7 +151,9 @@ def build_book(
     cmd = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
            "build", str(staged), "--path-output", str(root), "-W", "-n", "--keep-going"]
     print("[book] " + " ".join(cmd), file=sys.stderr)
-    proc = subprocess.run(cmd, cwd=root)
+    env = {**os.environ, "STUDIES_ROOT": str(root), "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run(cmd, cwd=root, env=env)
     if proc.returncode != 0:
         raise RuntimeError(
             f"jupyter-book build failed (exit {proc.returncode}); the warnings above name the page and line. "

@@ -23,6 +23,8 @@ def test_fixture_book_builds_with_glued_number(minibook):
     assert 'class="exercise admonition"' in page  # sphinx-exercise
     assert 'class="solution dropdown admonition"' in page  # its solution is toggled
     assert "nteract contributors, 2026" in page  # the citation resolved (author-year style)
+    # a non-study notebook page is executed during the build, after the studies ran
+    assert "summary sees total=42.0" in (html / "book" / "summary.html").read_text()
     # the download button offers the executed notebook
     src = html / "_sources" / "book" / "demo" / "demo.ipynb"
     assert src.is_file() and "deliberate failure" in src.read_text()
