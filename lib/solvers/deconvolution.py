@@ -326,7 +326,7 @@ def box_nlr(
     rho: float = RHO,
     k_h: float = K_H,
     device: Any = "cpu",
-    chunk: int = 65536,
+    chunk: int = 8192,
 ) -> PerfusionEstimate:
     """Bennink's box-shaped nonlinear regression, vectorised.
 
@@ -379,50 +379,63 @@ def box_nlr(
     Bt = torch.as_tensor(B, dtype=torch.float32, device=dev)
     bbt = torch.as_tensor(np.maximum(bb, 1e-12), dtype=torch.float32, device=dev)
     nM, nD = mtts.size, delays.size
-    best_g = np.empty(c.shape[0], dtype=np.int64)
-    sse_grid = []
-    for i0 in range(0, c.shape[0], chunk):
+    V = c.shape[0]
+    mtt = np.empty(V)
+    dl = np.empty(V)
+    scale = np.empty(V)
+    a_t = torch.as_tensor(a, dtype=torch.float32, device=dev)
+    A_t = torch.as_tensor(np.concatenate([[0.0], np.cumsum(0.5 * (a[1:] + a[:-1]) * dt)]), dtype=torch.float32,
+                          device=dev)
+    t_t = torch.as_tensor(t, dtype=torch.float32, device=dev)
+    mtts_t = torch.as_tensor(mtts, dtype=torch.float32, device=dev)
+    delays_t = torch.as_tensor(delays, dtype=torch.float32, device=dev)
+
+    def cum_int(tau: torch.Tensor) -> torch.Tensor:  # torch version of _cum_integral
+        u = (tau / dt).clamp(0.0, T - 1)
+        k = u.floor().long().clamp(0, T - 2)
+        f = (u - k) * dt
+        ak = a_t[k]
+        return A_t[k] + ak * f + 0.5 * (a_t[k + 1] - ak) / dt * f * f
+
+    def vertex(s0, sm, sp):
+        den = sm - 2 * s0 + sp
+        off = torch.where(den > 0, 0.5 * (sm - sp) / torch.where(den > 0, den, torch.ones_like(den)),
+                          torch.zeros_like(den))
+        return off.clamp(-0.5, 0.5)
+
+    for i0 in range(0, V, chunk):
         ct = torch.as_tensor(c[i0 : i0 + chunk], dtype=torch.float32, device=dev)
         P = ct @ Bt.T  # (V, G)
-        score = P.clamp_min(0) ** 2 / bbt  # reduction of the SSE
+        score = P.clamp_(min=0).square_().div_(bbt)  # reduction of the SSE, in place
         g = score.argmax(dim=1)
-        best_g[i0 : i0 + chunk] = g.cpu().numpy()
+        gi, gj = g // nD, g % nD
+        m_c, d_c = mtts_t[gi], delays_t[gj]
+        b = Bt[g]
+        s_c = ((b * ct).sum(1) / bbt[g]).clamp_min(0)
         if refine:
-            cc = (ct * ct).sum(1, keepdim=True)
-            sse = (cc - score).reshape(-1, nM, nD)
-            gi, gj = g // nD, g % nD
-            v = torch.arange(sse.shape[0], device=dev)
+            cc = (ct * ct).sum(1)
+            v = torch.arange(ct.shape[0], device=dev)
 
-            def vertex(s0, sm, sp):
-                den = sm - 2 * s0 + sp
-                off = torch.where(den > 0, 0.5 * (sm - sp) / torch.where(den > 0, den, torch.ones_like(den)),
-                                  torch.zeros_like(den))
-                return off.clamp(-0.5, 0.5)
+            def sse_at(ii, jj):  # SSE at grid point (ii, jj) for every voxel (gathered, no full matrix)
+                return cc - score[v, ii.clamp(0, nM - 1) * nD + jj.clamp(0, nD - 1)]
 
-            s0 = sse[v, gi, gj]
-            om = vertex(s0, sse[v, (gi - 1).clamp(0, nM - 1), gj], sse[v, (gi + 1).clamp(0, nM - 1), gj])
-            od = vertex(s0, sse[v, gi, (gj - 1).clamp(0, nD - 1)], sse[v, gi, (gj + 1).clamp(0, nD - 1)])
+            s0 = sse_at(gi, gj)
+            om = vertex(s0, sse_at(gi - 1, gj), sse_at(gi + 1, gj))
+            od = vertex(s0, sse_at(gi, gj - 1), sse_at(gi, gj + 1))
             om = torch.where((gi > 0) & (gi < nM - 1), om, torch.zeros_like(om))
             od = torch.where((gj > 0) & (gj < nD - 1), od, torch.zeros_like(od))
-            sse_grid.append(torch.stack([s0, om, od], 1).cpu().numpy())
-    gi, gj = best_g // nD, best_g % nD
-    mtt = mtts[gi].astype(np.float64)
-    dl = delays[gj].astype(np.float64)
-    b = B[best_g]
-    if refine and c.shape[0]:
-        sg = np.concatenate(sse_grid).astype(np.float64)
-        mtt_r = mtt + sg[:, 1] * step
-        dl_r = dl + sg[:, 2] * step
-        b_r = _box_basis(a, dt, t, mtt_r[:, None], dl_r[:, None])
-        bc = np.einsum("vt,vt->v", b_r, c)
-        s_r = np.clip(bc / np.maximum(np.einsum("vt,vt->v", b_r, b_r), 1e-12), 0, None)
-        sse_r = np.sum((c - s_r[:, None] * b_r) ** 2, axis=1)
-        sse_g = np.sum((c - np.clip(np.einsum("vt,vt->v", b, c) / np.maximum(bb[best_g], 1e-12), 0, None)[:, None] * b) ** 2, 1)
-        better = sse_r < sse_g
-        mtt = np.where(better, mtt_r, mtt)
-        dl = np.where(better, dl_r, dl)
-        b = np.where(better[:, None], b_r, b)
-    scale = np.clip(np.einsum("vt,vt->v", b, c) / np.maximum(np.einsum("vt,vt->v", b, b), 1e-12), 0, None)
+            m_r, d_r = m_c + om * step, d_c + od * step
+            tt = t_t[None, :]
+            b_r = cum_int(tt - d_r[:, None]) - cum_int(tt - d_r[:, None] - m_r[:, None])
+            s_r = ((b_r * ct).sum(1) / (b_r * b_r).sum(1).clamp_min(1e-12)).clamp_min(0)
+            sse_r = ((ct - s_r[:, None] * b_r) ** 2).sum(1)
+            sse_g = ((ct - s_c[:, None] * b) ** 2).sum(1)
+            better = sse_r < sse_g
+            m_c = torch.where(better, m_r, m_c)
+            d_c = torch.where(better, d_r, d_c)
+            s_c = torch.where(better, s_r, s_c)
+        sl = slice(i0, i0 + ct.shape[0])
+        mtt[sl], dl[sl], scale[sl] = m_c.cpu().numpy(), d_c.cpu().numpy(), s_c.cpu().numpy()
     cbf = scale * (k_h / rho) * 6000.0
     cbv = cbf * mtt / 60.0
     tmax = dl + mtt / 2.0
