@@ -178,10 +178,10 @@ def _numeric(series):
 
 
 def execute_page(source: str | Path, dest: str | Path, *, timeout: int = 600) -> Path:
-    """Execute a MyST-markdown page (e.g. ``book/results.md``) into an ``.ipynb`` for a book built without execution.
+    """Execute a MyST-markdown page (e.g. ``book/results.md``) into an ``.ipynb``.
 
-    ``lib.book.stage`` builds with execution off and replaces only study chapters by their
-    executed runs; calling this for the results page puts its current outputs in the staged copy.
+    The book build executes the results page itself (after the studies); this function
+    gives the page's current outputs without building the book (tests, quick looks).
     """
     import jupytext
     import nbformat
