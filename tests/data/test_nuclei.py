@@ -154,3 +154,15 @@ def test_fixed_labels_and_modality_view():
     assert len(arr.by_modality("brightfield")) == 2 and len(arr.by_modality("fluorescence")) == 0
     with pytest.raises(ValueError, match="modality"):
         arr.by_modality("xray")
+
+
+def test_mirror_root_unavailable_raises(monkeypatch, tmp_path):
+    monkeypatch.setenv("STUDIES_DATA_MIRROR", str(tmp_path))
+    monkeypatch.setenv("STUDIES_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(FileNotFoundError, match="dsb2018"):
+        N.mirror_root()
+
+
+@needs_mirror
+def test_mirror_root_found():
+    assert (N.mirror_root() / "manifest.csv").is_file()
