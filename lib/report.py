@@ -91,8 +91,9 @@ def figure(name: str, fig: Any, *, close: bool = True, dpi: int = 110) -> None:
 def table(name: str, df: Any) -> None:
     """Glue a pandas DataFrame (rendered as an HTML table) under ``name``."""
     import pandas as pd
+    from pandas.io.formats.style import Styler
 
-    if not isinstance(df, (pd.DataFrame, pd.io.formats.style.Styler)):
+    if not isinstance(df, (pd.DataFrame, Styler)):
         raise TypeError(f"table {name!r} must be a pandas DataFrame or Styler, got {type(df).__name__}")
     _glue(name, df)
 
