@@ -28,7 +28,7 @@ def naive_box_nlr(curves: np.ndarray, aif: np.ndarray, dt: float) -> np.ndarray:
     t = np.arange(aif.size) * dt
     out = np.empty(curves.shape[0])
     for v, c in enumerate(curves):
-        def sse(p):
+        def sse(p, c=c):
             b = D._box_basis(aif, dt, t, np.array([max(p[1], 0.1)]), np.array([max(p[2], 0.0)]))
             return float(np.sum((c - p[0] * b) ** 2))
 
@@ -65,7 +65,8 @@ def main() -> None:
     t = time.perf_counter()
     naive_box_nlr(sub, aif, 0.5)
     el = time.perf_counter() - t
-    print(f"{'naive NM':12s} {'cpu':6s} {el:8.2f} {sub.shape[0] / el:12.0f}   (per-voxel Nelder-Mead, {sub.shape[0]} voxels)")
+    print(f"{'naive NM':12s} {'cpu':6s} {el:8.2f} {sub.shape[0] / el:12.0f}"
+          f"   (per-voxel Nelder-Mead, {sub.shape[0]} voxels)")
     print()
     print(f"{'U-Net':24s} {'device':6s} {'ms/slice':>9s}")
     for dev in devices:

@@ -180,7 +180,9 @@ def cnn_inputs(frames: np.ndarray, frame_idx: np.ndarray | None = None) -> np.nd
     return ((u - INPUT_MEAN) / INPUT_STD).astype(np.float32)
 
 
-def cnn_targets(maps: dict[str, np.ndarray], names: tuple[str, ...], windows: dict[str, tuple[float, float]]) -> np.ndarray:
+def cnn_targets(
+    maps: dict[str, np.ndarray], names: tuple[str, ...], windows: dict[str, tuple[float, float]]
+) -> np.ndarray:
     """Targets ``(N, len(names), H, W)`` in [0, 1] (8-bit quantised, as the authors' uint8 maps)."""
     missing = [n for n in names if n not in maps or n not in windows]
     if missing:
@@ -257,7 +259,8 @@ def train_map_unet(
 
 
 def predict_maps(model: torch.nn.Module, x: np.ndarray, names: tuple[str, ...],
-                 windows: dict[str, tuple[float, float]], *, device: Any = "auto", batch_size: int = 16) -> dict[str, np.ndarray]:
+                 windows: dict[str, tuple[float, float]], *, device: Any = "auto",
+                 batch_size: int = 16) -> dict[str, np.ndarray]:
     """Run the network on ``x`` ``(N, T, H, W)`` and return physical maps."""
     from . import train
 

@@ -88,7 +88,9 @@ def register_frames(
         moving_full.SetSpacing((spacing_mm, spacing_mm))
         res = sitk.Resample(moving_full, fixed, tr, sitk.sitkLinear, float(np.median(x[t][:, 0])))
         out[t] = sitk.GetArrayFromImage(res)
-        p = tr.GetParameters() if tr.GetName() != "CompositeTransform" else sitk.CompositeTransform(tr).GetNthTransform(0).GetParameters()
+        if tr.GetName() == "CompositeTransform":
+            tr = sitk.CompositeTransform(tr).GetNthTransform(0)
+        p = tr.GetParameters()
         params[t] = p[:3]
     return (out, params) if return_params else out
 
@@ -188,8 +190,10 @@ def select_input_functions(
     The ``n_candidates`` pixels with the highest peak enhancement inside the head (baseline in
     ``head_hu``, which excludes bone and air) are the vessel candidates (the paper's
     "100 voxels sample"); candidates peaking below ``min_peak_fraction`` of the highest peak
-    are dropped (noisy tissue), and so are pixels within ``bone_margin_px`` of bone or air. Peaks and times to peak use a 3-tap temporally smoothed curve. The AIF is the mean of the ``n_aif`` highest-peak candidates whose
-    time to peak is within ``ttp_tolerance`` s of the earliest candidate; the VOF the mean of
+    are dropped (noisy tissue), and so are pixels within ``bone_margin_px`` of bone or air.
+    Peaks and times to peak use a 3-tap temporally smoothed curve. The AIF is the mean of the
+    ``n_aif`` highest-peak candidates whose time to peak is within ``ttp_tolerance`` s of the
+    earliest candidate; the VOF the mean of
     the ``n_vof`` candidates with the largest area among those peaking at least
     ``ttp_tolerance`` s after the AIF.
 

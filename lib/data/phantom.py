@@ -188,7 +188,9 @@ def vof_curve(t_fine: np.ndarray, aif: np.ndarray, *, transit: float = 4.0, spre
     return np.convolve(aif, k)[: aif.size]
 
 
-def residue(t: np.ndarray, mtt: np.ndarray | float, shape: ResidueShape, *, bin_width: float | None = None) -> np.ndarray:
+def residue(
+    t: np.ndarray, mtt: np.ndarray | float, shape: ResidueShape, *, bin_width: float | None = None
+) -> np.ndarray:
     """Residue function ``R(t)`` with ``R(0) = 1`` and area ``MTT``.
 
     Parameters
@@ -256,7 +258,9 @@ def pixel_noise_sigma(mAs: float, pixel_mm: float, *, ref_mm: float = 0.488, cor
     return noise_sigma(mAs, k) * min(1.0, cell / pixel_mm)
 
 
-def correlated_noise(shape: tuple[int, ...], sigma: float, rng: np.random.Generator, *, corr_px: float = 0.8) -> np.ndarray:
+def correlated_noise(
+    shape: tuple[int, ...], sigma: float, rng: np.random.Generator, *, corr_px: float = 0.8
+) -> np.ndarray:
     """Gaussian noise correlated in the last two axes, independent along the others.
 
     White noise is filtered with a Gaussian of SD ``corr_px`` pixels and rescaled so that
@@ -561,7 +565,6 @@ def make_phantom(
             labels[i] = lab
             x, y = g["x"], g["y"]
             tissue = (lab == LABELS["gm"]) | (lab == LABELS["wm"])
-            gm = lab == LABELS["gm"]
             cbf = np.zeros((H, W))
             cbv = np.zeros((H, W))
             tex1 = _smooth_field(rng, (H, W), size / 24)

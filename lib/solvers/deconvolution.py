@@ -416,7 +416,7 @@ def box_nlr(
             cc = (ct * ct).sum(1)
             v = torch.arange(ct.shape[0], device=dev)
 
-            def sse_at(ii, jj):  # SSE at grid point (ii, jj) for every voxel (gathered, no full matrix)
+            def sse_at(ii, jj, cc=cc, score=score, v=v):  # SSE at grid point (ii, jj), gathered per voxel
                 return cc - score[v, ii.clamp(0, nM - 1) * nD + jj.clamp(0, nD - 1)]
 
             s0 = sse_at(gi, gj)
@@ -447,7 +447,10 @@ METHODS = {"sSVD": ssvd, "bcSVD": bcsvd, "oSVD": osvd, "Tikhonov": tikhonov, "bo
 
 
 def deconvolve(curves, aif, dt: float, method: str = "box-NLR", **kwargs: Any) -> PerfusionEstimate:
-    """Dispatch to one of :data:`METHODS` by name (``"sSVD"``, ``"bcSVD"``, ``"oSVD"``, ``"Tikhonov"``, ``"box-NLR"``)."""
+    """Dispatch to one of :data:`METHODS` by name.
+
+    ``method`` is ``"sSVD"``, ``"bcSVD"``, ``"oSVD"``, ``"Tikhonov"`` or ``"box-NLR"``.
+    """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
     return METHODS[method](curves, aif, dt, **kwargs)

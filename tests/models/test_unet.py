@@ -21,7 +21,8 @@ def test_shapes_and_range(in_ch, out_ch, width, size, pool):
 
 
 def test_avg_and_max_pool_have_same_parameters():
-    assert count_parameters(UNet(10, 1, width=0.125, pool="avg")) == count_parameters(UNet(10, 1, width=0.125, pool="max"))
+    n_avg = count_parameters(UNet(10, 1, width=0.125, pool="avg"))
+    assert n_avg == count_parameters(UNet(10, 1, width=0.125, pool="max"))
     assert isinstance(UNet(10, pool="avg").pool, torch.nn.AvgPool2d)
 
 
