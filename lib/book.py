@@ -21,13 +21,13 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import yaml
 
-from lib.run import RunResult, StudyError, get_study, list_studies, repo_root, resolve_parameters, run_key, run_study
+from lib.run import RunResult, get_study, list_studies, repo_root, resolve_parameters, run_key, run_study
 
 __all__ = ["StudyRun", "toc_files", "study_chapters", "run_studies", "stage", "build_book"]
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from lib.params import ParameterError, parameters_cell, parse_override, parse_parameters
 from lib.run import StudyError, StudyExecutionError, get_study, list_studies, run_study

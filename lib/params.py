@@ -23,9 +23,10 @@ from __future__ import annotations
 import ast
 import difflib
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import yaml
 

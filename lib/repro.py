@@ -71,7 +71,7 @@ def set_determinism(seed: int, *, strict: bool = False) -> None:
 
     seed = int(seed)
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - global state for third-party code, on purpose
     torch.manual_seed(seed)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.backends.cudnn.deterministic = True
@@ -215,7 +215,7 @@ def provenance(
         "git": git_state(),
         "versions": package_versions(),
         "platform": {"system": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count()},
-        "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
     try:
         record["device"] = device_info(device)

@@ -26,9 +26,10 @@ import os
 import platform
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from lib.params import (
     ParameterError,
@@ -202,7 +203,7 @@ def resolve_parameters(
 def _code_cell_ordinal(nb: Any, index: int) -> int:
     """1-based number of cell ``index`` among the chapter's own code cells (inserted cells not counted)."""
     n = 0
-    for i, cell in enumerate(nb.cells[: index + 1]):
+    for cell in nb.cells[: index + 1]:
         tags = set(cell.get("metadata", {}).get("tags", []))
         if cell.cell_type == "code" and not tags & _INSERTED_TAGS:
             n += 1
@@ -390,7 +391,7 @@ def run_study(
             else:
                 os.environ[k] = v
 
-    record["ended"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    record["ended"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     record["duration_s"] = round(time.perf_counter() - t0, 2)
     record["status"] = "failed" if error else "ok"
     record["cell_timeout_s"] = timeout

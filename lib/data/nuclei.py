@@ -494,7 +494,7 @@ class NucleiArrays:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def subset(self, index: Sequence[int] | np.ndarray) -> "NucleiArrays":
+    def subset(self, index: Sequence[int] | np.ndarray) -> NucleiArrays:
         """Rows ``index`` (ints or a boolean mask) as a new set."""
         idx = np.arange(len(self))[np.asarray(index)] if len(index) else np.zeros(0, int)
         return NucleiArrays(
@@ -502,7 +502,7 @@ class NucleiArrays:
             self.labels[idx], [self.modality[i] for i in idx] if self.modality else [],
         )
 
-    def by_modality(self, modality: str) -> "NucleiArrays":
+    def by_modality(self, modality: str) -> NucleiArrays:
         """The per-modality view (``fluorescence``, ``color_stained`` or ``brightfield``)."""
         if modality not in set(self.modality) | set(MODALITIES):
             raise ValueError(f"unknown modality {modality!r}; choose from {MODALITIES}")
@@ -513,7 +513,7 @@ class NucleiArrays:
         return (torch.from_numpy(self.images).float() / 255.0, torch.from_numpy(self.soft).float() / 255.0)
 
     @staticmethod
-    def from_records(records: Sequence[NucleiRecord], size: int, modality: Sequence[str] | None = None, bgr: bool = False) -> "NucleiArrays":
+    def from_records(records: Sequence[NucleiRecord], size: int, modality: Sequence[str] | None = None, bgr: bool = False) -> NucleiArrays:
         """Preprocess native-resolution records to ``size x size`` (see :func:`preprocess_image`)."""
         n = len(records)
         images = np.empty((n, 3, size, size), np.uint8)

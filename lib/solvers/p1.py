@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Union
 
@@ -68,8 +68,8 @@ EDGES: tuple[str, ...] = ("up", "down", "left", "right")
 CHANNELS: tuple[str, ...] = ("E", "|F|", "T")
 """Channels of the exported boundary signals."""
 
-SigmaFn = Callable[[np.ndarray, np.ndarray], Union[np.ndarray, float]]
-EdgeValue = Union[float, Callable[[float, np.ndarray], Union[np.ndarray, float]]]
+SigmaFn = Callable[[np.ndarray, np.ndarray], np.ndarray | float]
+EdgeValue = Union[float, Callable[[float, np.ndarray], np.ndarray | float]]
 
 
 def _rho_times_T(rho: np.ndarray, T: np.ndarray) -> np.ndarray:
@@ -230,12 +230,12 @@ class P1Config:
         return self.a * 5.0**4
 
     @classmethod
-    def faithful(cls, **overrides) -> "P1Config":
+    def faithful(cls, **overrides) -> P1Config:
         """Switches reproducing the original C++ program (quirks included)."""
         return cls(mode="faithful", **overrides)
 
     @classmethod
-    def physical(cls, eddington: float = 1.0, **overrides) -> "P1Config":
+    def physical(cls, eddington: float = 1.0, **overrides) -> P1Config:
         """Switches implementing the equations as written (``eddington=1/3`` for standard P1)."""
         base = dict(
             heat_capacity="Cv", damping="per_direction", eddington=eddington, ghost_rho="copy",
@@ -245,7 +245,7 @@ class P1Config:
         return cls(**base)
 
     @classmethod
-    def from_mode(cls, mode: str, **overrides) -> "P1Config":
+    def from_mode(cls, mode: str, **overrides) -> P1Config:
         """``"faithful"`` or ``"physical"`` -> config."""
         if mode == "faithful":
             return cls.faithful(**overrides)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lib.data import rt_dataset as R
-from lib.solvers.p1 import EDGES, simulate
+from lib.solvers.p1 import simulate
 
 
 def test_time_indices_authors_rule():
