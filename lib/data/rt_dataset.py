@@ -64,6 +64,19 @@ CHANNEL_SETS: tuple[int, ...] = (48, 24, 12)
 _OPPOSITE = {0: 1, 1: 0, 2: 3, 3: 2}
 
 
+def _batches(n: int, batch: int, progress: bool | None, desc: str):
+    """Start indices ``0, batch, 2 batch, ... < n``, with a tqdm bar when ``progress`` (default: a terminal)."""
+    import sys
+
+    starts = range(0, n, batch)
+    if progress is None:
+        progress = sys.stderr.isatty()
+    if progress:
+        from tqdm.auto import tqdm
+
+        return tqdm(starts, desc=desc)
+    return starts
+
 def time_indices(n_steps: int, n_time: int) -> np.ndarray:
     """Authors' subsampling ``int(arange(0, S, S / n_time))`` (0, 5, 11, ..., 377 for 383 -> 64)."""
     if not 1 <= n_time <= n_steps:
@@ -253,15 +266,8 @@ def build_dataset(
     S = step_count(config.size, cfg)
     t_idx = time_indices(S, config.time_samples)
     x = np.empty((config.n_densities, 48, len(t_idx), config.size), np.float32)
-    starts = range(0, config.n_densities, config.sim_batch)
-    if progress is None:
-        import sys
-
-        progress = sys.stderr.isatty()
-    if progress:
-        from tqdm.auto import tqdm
-
-        starts = tqdm(starts, desc=f"simulating {config.n_densities}x4 at N={config.size}")
+    starts = _batches(config.n_densities, config.sim_batch, progress,
+                      f"simulating {config.n_densities}x4 at N={config.size}")
     t0 = time.perf_counter()
     for s0 in starts:
         sl = slice(s0, s0 + config.sim_batch)
@@ -370,15 +376,8 @@ def build_bump_dataset(config: BumpDatasetConfig, *, cache: bool = True, progres
     S = step_count(config.size, cfg)
     t_idx = time_indices(S, S if config.n_time is None else config.n_time)
     out = np.empty((config.n_samples, 48, len(t_idx), config.size), np.float32)
-    starts = range(0, config.n_samples, config.sim_batch)
-    if progress is None:
-        import sys
-
-        progress = sys.stderr.isatty()
-    if progress:
-        from tqdm.auto import tqdm
-
-        starts = tqdm(starts, desc=f"simulating {config.n_samples}x4 bumps at N={config.size}")
+    starts = _batches(config.n_samples, config.sim_batch, progress,
+                      f"simulating {config.n_samples}x4 bumps at N={config.size}")
     t0 = time.perf_counter()
     for s0 in starts:
         sl = slice(s0, s0 + config.sim_batch)
