@@ -46,9 +46,11 @@ $(STAMP): pyproject.toml requirements/lock.txt requirements/torch.txt
 venv: $(STAMP)
 
 test: venv
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 
 test-all: venv
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 book: venv

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 from skimage.filters import threshold_otsu
 
-from lib.data.synthetic_nuclei import synth_nuclei_arrays
-from lib.instances import connected_instances, iou_matrix
-from lib.models.otsu import otsu_segment, otsu_thresholds
+from lib.nuclei.instances import connected_instances, iou_matrix
+from lib.nuclei.otsu import otsu_segment, otsu_thresholds
+from lib.nuclei.synthetic import synth_nuclei_arrays
 
 
 def naive_iou(t: np.ndarray, p: np.ndarray) -> np.ndarray:

@@ -12,9 +12,9 @@ import time
 import pandas as pd
 import torch
 
-from lib.models.multiresunet import MultiResUNet
-from lib.models.unet2d import UNet2D
-from lib.repro import resolve_device
+from lib.core.repro import resolve_device
+from lib.nuclei.multiresunet import MultiResUNet
+from lib.nuclei.unet2d import UNet2D
 
 
 def bench(model: torch.nn.Module, size: int, batch: int, steps: int, dev: torch.device) -> tuple[float, float]:

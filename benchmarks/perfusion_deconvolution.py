@@ -1,6 +1,6 @@
 """Throughput of the vectorised deconvolution methods and of U-Net inference (perfusion study).
 
-Prints voxels per second for every method of :mod:`lib.solvers.deconvolution` on phantom
+Prints voxels per second for every method of :mod:`lib.perfusion.deconvolution` on phantom
 slices (CPU, and CUDA when available), beside a naive per-voxel Nelder-Mead box-NLR (the
 usual implementation, e.g. PyPeT's) on a subset, and the U-Net's inference time per slice.
 
@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from scipy.optimize import minimize
 
-from lib.data import phantom as P
-from lib.models.unet import UNet
-from lib.solvers import deconvolution as D
+from lib.perfusion import deconvolution as D
+from lib.perfusion import phantom as P
+from lib.perfusion.unet import UNet
 
 
 def naive_box_nlr(curves: np.ndarray, aif: np.ndarray, dt: float) -> np.ndarray:

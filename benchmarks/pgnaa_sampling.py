@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lib import sampling as S
-from lib.models.inception_resnet1d import InceptionResNetV2_1D
+from lib.pgnaa import sampling as S
+from lib.pgnaa.inception_resnet1d import InceptionResNetV2_1D
 
 
 def timeit(fn, repeat: int = 3) -> float:

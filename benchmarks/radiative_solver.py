@@ -16,8 +16,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from lib.data.densities import generate_densities
-from lib.solvers.p1 import simulate, step_count
+from lib.radiative.densities import generate_densities
+from lib.radiative.p1 import simulate, step_count
 
 CPP_SECONDS = {16: (0.75, 0.92), 32: (3.9, 6.0), 64: (35.6, 46.8), 128: (290.0, 290.0)}
 

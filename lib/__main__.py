@@ -1,5 +1,5 @@
-"""``python -m lib``: the study runner's command line (see :mod:`lib.cli`)."""
+"""``python -m lib``: the study runner's command line (see :mod:`lib.runtime.cli`)."""
 
-from lib.cli import main
+from lib.runtime.cli import main
 
 raise SystemExit(main())

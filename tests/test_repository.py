@@ -34,7 +34,7 @@ def test_no_large_files_tracked():
 
 
 def test_every_study_has_ci_lab_and_paper_profiles():
-    from lib.run import list_studies
+    from lib.runtime.run import list_studies
 
     for st in list_studies(REPO):
         assert {"ci", "lab", "paper"} <= set(st.profiles), f"{st.name} lacks a standard profile"

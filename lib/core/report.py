@@ -1,0 +1,191 @@
+"""Notebook-side reporting: how numbers, figures and notices reach the book.
+
+Every headline number goes through :func:`metric` (glued for the prose with
+``{glue:text}`name:.3f``` and collected by the runner into ``metrics.json``), every
+figure through :func:`figure` (placed with the ``{glue:figure}`` directive and
+exported by the runner to ``figures/<name>.png``).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "metric",
+    "figure",
+    "table",
+    "admonition",
+    "data_fallback",
+    "show_provenance",
+    "GLUE_PREFIX",
+]
+
+#: Mime prefix myst-nb uses for glued outputs that are not displayed in place.
+GLUE_PREFIX = "application/papermill.record/"
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"glue name must be letters, digits, '_' or '-', got {name!r}")
+
+
+def _glue(name: str, value: Any) -> None:
+    from myst_nb import glue
+
+    _check_name(name)
+    glue(name, value, display=False)
+
+
+def metric(name: str, value: float | int) -> None:
+    """Record a headline number.
+
+    Parameters
+    ----------
+    name : str
+        Key in ``metrics.json`` and glue name for the prose.
+    value : float or int
+        A finite real number (NumPy and 0-d torch scalars are accepted).
+    """
+    if hasattr(value, "item") and callable(value.item):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"metric {name!r} must be a real number, got {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"metric {name!r} is not finite ({value}); check the computation that produced it")
+    _glue(name, value)
+
+
+def figure(name: str, fig: Any, *, close: bool = True, dpi: int = 110) -> None:
+    """Glue a matplotlib figure under ``name`` as a PNG, without displaying it in place.
+
+    The PNG is rendered here (whatever the matplotlib backend), so the figure reaches the
+    book and ``figures/<name>.png`` even when the kernel runs a non-interactive backend.
+    """
+    import base64
+    import io
+
+    from IPython.display import display
+
+    if not hasattr(fig, "savefig"):
+        raise TypeError(f"figure {name!r} must be a matplotlib Figure, got {type(fig).__name__}")
+    _check_name(name)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    w, h = fig.get_size_inches() * dpi
+    bundle = {
+        GLUE_PREFIX + "image/png": base64.b64encode(buf.getvalue()).decode("ascii"),
+        GLUE_PREFIX + "text/plain": f"<Figure size {w:.0f}x{h:.0f}>",
+    }
+    display(bundle, raw=True, metadata={"scrapbook": {"name": name, "mime_prefix": GLUE_PREFIX}})
+    if close:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+
+def table(name: str, df: Any) -> None:
+    """Glue a pandas DataFrame (rendered as an HTML table) under ``name``."""
+    import pandas as pd
+    from pandas.io.formats.style import Styler
+
+    if not isinstance(df, (pd.DataFrame, Styler)):
+        raise TypeError(f"table {name!r} must be a pandas DataFrame or Styler, got {type(df).__name__}")
+    _glue(name, df)
+
+
+def admonition(kind: str, title: str, body_markdown: str) -> None:
+    """Display a visible admonition box (``note``, ``tip``, ``warning``, ``important``, ``danger``).
+
+    The output carries HTML with the Sphinx admonition classes (so the book theme styles
+    it), Markdown for Markdown-only front ends and plain text for logs.
+    """
+    from IPython.display import display
+    from markdown_it import MarkdownIt
+
+    kinds = ("note", "tip", "warning", "important", "danger", "attention", "caution", "hint", "error", "seealso")
+    if kind not in kinds:
+        raise ValueError(f"admonition kind must be one of {kinds}, got {kind!r}")
+    body_html = MarkdownIt("commonmark").render(body_markdown)
+    html_text = (
+        f'<div class="admonition {kind}">'
+        f'<p class="admonition-title">{html.escape(title)}</p>{body_html}</div>'
+    )
+    bundle = {
+        "text/html": html_text,
+        "text/markdown": f"**{title}**\n\n{body_markdown}",
+        "text/plain": f"[{kind.upper()}] {title}\n{body_markdown}",
+    }
+    display(bundle, raw=True)
+
+
+def data_fallback(dataset: str, reason: str) -> None:
+    """Say, visibly, that a section runs on synthetic data because ``dataset`` is unavailable.
+
+    The notice names the dataset, why it could not be had, its public source and how to
+    make it available (cache directory or mirror environment variable).
+    """
+    from lib.core import registry
+
+    try:
+        ds = registry.get(dataset)
+        howto = registry.how_to_obtain(ds)
+    except KeyError:
+        howto = f"Dataset {dataset!r} is not in the registry."
+    admonition(
+        "warning",
+        f"Real data unavailable: this section runs on the synthetic fallback ({dataset})",
+        f"{reason}\n\n{howto}\n\nNumbers below therefore come from synthetic data, not from the real dataset.",
+    )
+
+
+def show_provenance(record: dict[str, Any]) -> None:
+    """Display a provenance record as a collapsed ``<details>`` block (first cell of executed notebooks)."""
+    from IPython.display import display
+
+    git = record.get("git") or {}
+    commit = git.get("commit") or "unknown (no git checkout)"
+    if git.get("dirty"):
+        commit += " + uncommitted changes"
+    dev = record.get("device") or {}
+    versions = record.get("versions") or {}
+    summary = (
+        f"Provenance: {record.get('study')} · profile <b>{html.escape(str(record.get('profile')))}</b> · "
+        f"seed {record.get('seed')} · {html.escape(str(dev.get('device')))} · commit {html.escape(commit[:12])}"
+    )
+    rows = [
+        ("git commit", commit),
+        ("parameter file SHA-256", record.get("params_sha256")),
+        ("parameters", json.dumps(record.get("parameters"), default=str)),
+        ("device", f"{dev.get('device')} ({dev.get('device_name')}), CUDA {dev.get('cuda_version')}"),
+        ("started (UTC)", record.get("started")),
+        ("platform", (record.get("platform") or {}).get("system")),
+    ] + [(f"version: {k}", v) for k, v in versions.items()]
+    body = "".join(
+        f"<tr><td>{html.escape(str(k))}</td><td><code>{html.escape(str(v))}</code></td></tr>" for k, v in rows
+    )
+    html_text = f"<details><summary>{summary}</summary><table>{body}</table></details>"
+    plain = json.dumps(record, indent=1, default=str)
+    display({"text/html": html_text, "text/plain": plain}, raw=True)
+
+
+def _to_number(text: str) -> float | int | None:
+    """Parse the ``text/plain`` repr of a glued value back into a number (``None`` if it is not one)."""
+    text = text.strip()
+    for prefix in ("np.float64(", "np.float32(", "np.int64(", "np.int32("):
+        if text.startswith(prefix) and text.endswith(")"):
+            text = text[len(prefix) : -1]
+    try:
+        value = int(text)
+    except ValueError:
+        try:
+            value = float(text)
+        except ValueError:
+            return None
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value

@@ -1,1 +1,0 @@
-"""Datasets: registry of real data with checksums, real-data readers, synthetic generators."""

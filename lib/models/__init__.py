@@ -1,1 +1,0 @@
-"""Neural networks used by the studies (one architecture per module)."""

@@ -1,0 +1,288 @@
+"""End-to-end CT-perfusion processing used by the perfusion chapter.
+
+* :func:`preprocess` — per slice: optional rigid registration, bilateral filter, automatic
+  AIF/VOF with partial-volume scaling, baseline length from the AIF arrival, brain mask.
+* :func:`deconvolve_slices` — a deconvolution method applied slice by slice (own AIF each),
+  plus the model-free TTP; maps of shape ``(N, H, W)``.
+* :func:`cnn_inputs`, :func:`cnn_targets`, :func:`targets_to_maps` — the paper's scaling:
+  frames windowed to [-160, 240] HU, mapped to [0, 1] (8-bit) and standardised with the
+  authors' constants; maps windowed to [0, 1] by their display windows.
+* :func:`train_map_unet` — trains :class:`lib.perfusion.unet.UNet` with MSE (Adam +
+  ReduceLROnPlateau as in the paper-era code) through :func:`lib.core.train.fit`.
+* :func:`map_errors` — per-class MAE and bias of estimated maps against the truth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lib.perfusion.deconvolution import bolus_arrival, deconvolve, enhancement, time_to_peak
+from lib.perfusion.dicom import window_to_unit
+from lib.perfusion.preprocess import bilateral_filter, brain_mask, register_frames, select_input_functions
+
+__all__ = [
+    "INPUT_WINDOW",
+    "INPUT_MEAN",
+    "INPUT_STD",
+    "map_windows",
+    "subsample_frames",
+    "Preprocessed",
+    "preprocess",
+    "deconvolve_slices",
+    "cnn_inputs",
+    "cnn_targets",
+    "targets_to_maps",
+    "train_map_unet",
+    "predict_maps",
+    "map_errors",
+]
+
+#: The authors' input window (DICOM 40/400 HU).
+INPUT_WINDOW: tuple[float, float] = (-160.0, 240.0)
+#: The authors' standardisation of the [0, 1]-scaled input (``src/dataloader.py@0c95485``).
+INPUT_MEAN: float = 0.2375
+INPUT_STD: float = 0.3159
+
+
+def map_windows(duration_s: float) -> dict[str, tuple[float, float]]:
+    """Display windows ``(low, high)`` that scale each map to [0, 1].
+
+    CBV [0, 4] ml/100 g is the UniToBrain NLR DICOM window (WC 2, WW 4); CBF [0, 100]
+    ml/100 g/min and TTP [0, duration] s are ours (the CBF and TTP windows of the dataset
+    were not available).
+    """
+    return {"cbv": (0.0, 4.0), "cbf": (0.0, 100.0), "ttp": (0.0, float(duration_s))}
+
+
+def subsample_frames(n_total: int, n: int) -> np.ndarray:
+    """``n`` frame indices at a constant stride ``floor((n_total - 1) / (n - 1))`` from frame 0.
+
+    Unlike the authors' ``arange(0, T, floor(T / n))[:n]``, the stride spans (nearly) the whole
+    acquisition, and it stays uniform so that deconvolution can use ``dt * stride``.
+    """
+    if not 2 <= n <= n_total:
+        raise ValueError(f"n must be in [2, {n_total}], got {n}")
+    stride = (n_total - 1) // (n - 1)
+    return np.arange(n) * stride
+
+
+@dataclass
+class Preprocessed:
+    """Preprocessed slices.
+
+    Attributes
+    ----------
+    frames : ndarray, shape (N, T, H, W)
+        Registered (optionally) and filtered frames, HU.
+    aif, vof : ndarray, shape (N, T)
+        Partial-volume-corrected AIF and VOF, HU above baseline.
+    n_baseline : ndarray, shape (N,)
+        Pre-contrast frames per slice.
+    mask : ndarray, shape (N, H, W), bool
+        Automatic brain mask.
+    pv_scale : ndarray, shape (N,)
+    dt : float
+        Frame interval, s.
+    """
+
+    frames: np.ndarray
+    aif: np.ndarray
+    vof: np.ndarray
+    n_baseline: np.ndarray
+    mask: np.ndarray
+    pv_scale: np.ndarray
+    dt: float
+
+    def enhancement(self, i: int) -> np.ndarray:
+        """Baseline-subtracted curves of slice ``i``, shape ``(H, W, T)``."""
+        return enhancement(self.frames[i], int(self.n_baseline[i])).transpose(1, 2, 0)
+
+
+def preprocess(
+    frames: np.ndarray,
+    dt: float,
+    pixel_mm: float,
+    *,
+    register: bool = False,
+    bilateral: bool = True,
+    n_candidates: int = 100,
+) -> Preprocessed:
+    """Preprocess slices ``(N, T, H, W)`` (HU): registration, bilateral filter, AIF/VOF, mask."""
+    x = np.asarray(frames, dtype=np.float32)
+    if x.ndim != 4:
+        raise ValueError(f"frames must have shape (N, T, H, W), got {x.shape}")
+    N, T = x.shape[:2]
+    out = np.empty_like(x)
+    aif = np.empty((N, T), np.float32)
+    vof = np.empty((N, T), np.float32)
+    nb = np.empty(N, int)
+    mask = np.empty((N,) + x.shape[2:], bool)
+    pv = np.empty(N)
+    for i in range(N):
+        f = register_frames(x[i], pixel_mm) if register else x[i]
+        f = bilateral_filter(f, pixel_mm) if bilateral else f
+        first = select_input_functions(f, 2, dt, n_candidates=n_candidates)  # >= 2 pre-contrast frames
+        n0 = min(bolus_arrival(first.aif_raw), T // 3)
+        inf = select_input_functions(f, n0, dt, n_candidates=n_candidates)
+        out[i], aif[i], vof[i], nb[i], pv[i] = f, inf.aif, inf.vof, n0, inf.pv_scale
+        mask[i] = brain_mask(f, n0)
+    return Preprocessed(out, aif, vof, nb, mask, pv, dt)
+
+
+def deconvolve_slices(pre: Preprocessed, method: str, *, mask: np.ndarray | None = None,
+                      frame_idx: np.ndarray | None = None, **kwargs: Any) -> dict[str, np.ndarray]:
+    """Apply a deconvolution method slice by slice.
+
+    Parameters
+    ----------
+    pre : Preprocessed
+    method : str
+        A name from :data:`lib.perfusion.deconvolution.METHODS`.
+    mask : ndarray, shape (N, H, W), optional
+        Pixels to process (default ``pre.mask``); maps are 0 elsewhere.
+    frame_idx : ndarray, optional
+        Uniformly strided subset of frames (see :func:`subsample_frames`); ``dt`` is scaled.
+
+    Returns
+    -------
+    dict with ``cbf, cbv, mtt, tmax, ttp`` (and ``delay`` for box-NLR), each ``(N, H, W)``.
+    """
+    mask = pre.mask if mask is None else np.asarray(mask, bool)
+    N, T, H, W = pre.frames.shape
+    idx = np.arange(T) if frame_idx is None else np.asarray(frame_idx)
+    dt = pre.dt * (int(idx[1] - idx[0]) if idx.size > 1 else 1)
+    out: dict[str, np.ndarray] = {}
+    for i in range(N):
+        C = pre.enhancement(i)[..., idx]
+        m = mask[i]
+        est = deconvolve(C[m], pre.aif[i][idx], dt, method, **kwargs)
+        vals = est.as_dict()
+        vals["ttp"] = time_to_peak(C[m], dt)
+        for k, v in vals.items():
+            if k not in out:
+                out[k] = np.zeros((N, H, W), np.float32)
+            out[k][i][m] = v
+    return out
+
+
+def cnn_inputs(frames: np.ndarray, frame_idx: np.ndarray | None = None) -> np.ndarray:
+    """Network input ``(N, n, H, W)`` float32: window [-160, 240] HU -> 8-bit [0, 1] -> standardise."""
+    x = np.asarray(frames)
+    if frame_idx is not None:
+        x = x[:, frame_idx]
+    lo, hi = INPUT_WINDOW
+    u = window_to_unit(x, (lo + hi) / 2, hi - lo)
+    return ((u - INPUT_MEAN) / INPUT_STD).astype(np.float32)
+
+
+def cnn_targets(
+    maps: dict[str, np.ndarray], names: tuple[str, ...], windows: dict[str, tuple[float, float]]
+) -> np.ndarray:
+    """Targets ``(N, len(names), H, W)`` in [0, 1] (8-bit quantised, as the authors' uint8 maps)."""
+    missing = [n for n in names if n not in maps or n not in windows]
+    if missing:
+        raise ValueError(f"maps/windows missing for {missing}")
+    ys = []
+    for n in names:
+        lo, hi = windows[n]
+        ys.append(window_to_unit(maps[n], (lo + hi) / 2, hi - lo))
+    return np.stack(ys, axis=1).astype(np.float32)
+
+
+def targets_to_maps(y: np.ndarray | torch.Tensor, names: tuple[str, ...],
+                    windows: dict[str, tuple[float, float]]) -> dict[str, np.ndarray]:
+    """Invert :func:`cnn_targets`: ``(N, C, H, W)`` in [0, 1] -> physical maps ``(N, H, W)``."""
+    y = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+    return {n: (windows[n][0] + y[:, c] * (windows[n][1] - windows[n][0])).astype(np.float32)
+            for c, n in enumerate(names)}
+
+
+def train_map_unet(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    *,
+    width: float = 0.125,
+    pool: str = "avg",
+    epochs: int = 20,
+    lr: float = 2e-3,
+    batch_size: int = 8,
+    seed: int = 0,
+    device: Any = "auto",
+    flip: bool = True,
+    schedule: str = "plateau",
+):
+    """Train the paper's U-Net (one output channel per map) with MSE.
+
+    Adam with ``ReduceLROnPlateau(patience=5)`` on the validation loss (``schedule="plateau"``),
+    as in the paper-era code (the paper text says SGD; every public version of the code uses
+    Adam), or, for short CPU runs where a plateau schedule never triggers, a cosine decay of the
+    learning rate to zero over ``epochs`` (``schedule="cosine"``). With ``flip`` each batch is
+    mirrored left-right with probability 1/2 (the anatomy is symmetric; the lesion side is random).
+
+    Returns
+    -------
+    lib.core.train.FitResult
+    """
+    from lib.core import train
+    from lib.perfusion.unet import UNet
+
+    torch.manual_seed(seed)
+    model = UNet(x_train.shape[1], y_train.shape[1], width=width, pool=pool)
+    tl = train.array_loader(x_train, y_train, batch_size=batch_size, shuffle=True, seed=seed)
+    vl = train.array_loader(x_val, y_val, batch_size=batch_size)
+    gen = torch.Generator().manual_seed(seed + 1)
+
+    def flip_batch(x: torch.Tensor, y: torch.Tensor):
+        if flip and torch.rand((), generator=gen).item() < 0.5:
+            return x.flip(-1), y.flip(-1)
+        return x, y
+
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    if schedule == "plateau":
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", patience=5)
+    elif schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
+    else:
+        raise ValueError(f"schedule must be 'plateau' or 'cosine', got {schedule!r}")
+    return train.fit(model, tl, loss_fn=torch.nn.functional.mse_loss, epochs=epochs, optimizer=opt, val_loader=vl,
+                     batch_transform=flip_batch, scheduler=sched, scheduler_monitor=schedule == "plateau",
+                     device=device, progress=False)
+
+
+def predict_maps(model: torch.nn.Module, x: np.ndarray, names: tuple[str, ...],
+                 windows: dict[str, tuple[float, float]], *, device: Any = "auto",
+                 batch_size: int = 16) -> dict[str, np.ndarray]:
+    """Run the network on ``x`` ``(N, T, H, W)`` and return physical maps."""
+    from lib.core import train
+
+    dl = train.array_loader(x, batch_size=batch_size)
+    y = train.predict(model, dl, device=device)
+    return targets_to_maps(y, names, windows)
+
+
+def map_errors(est: dict[str, np.ndarray], truth: dict[str, np.ndarray], classes: dict[str, np.ndarray],
+               names: tuple[str, ...] = ("cbf", "cbv", "mtt", "tmax", "ttp")) -> pd.DataFrame:
+    """Mean absolute error and mean bias (estimate - truth) per map and tissue class.
+
+    Returns
+    -------
+    DataFrame with columns ``map, class, mae, bias, truth_mean`` (units of the map).
+    """
+    rows = []
+    for n in names:
+        if n not in est or n not in truth:
+            continue
+        for cname, m in classes.items():
+            if not np.any(m):
+                continue
+            d = est[n][m].astype(np.float64) - truth[n][m]
+            rows.append({"map": n, "class": cname, "mae": float(np.abs(d).mean()), "bias": float(d.mean()),
+                         "truth_mean": float(truth[n][m].mean())})
+    return pd.DataFrame(rows)

@@ -1,0 +1,168 @@
+"""Build the book from executed studies.
+
+``python -m lib book --profile lab`` (what ``make book`` calls):
+
+1. runs every study chapter listed in ``_toc.yml`` through :func:`lib.runtime.run.run_study`
+   into ``_runs/<study>/<profile>/``, reusing a previous run only when its
+   :func:`lib.runtime.run.run_key` (chapter, ``lib/``, parameter file, environment) is unchanged;
+2. stages a copy of the book in ``_build/stage/<profile>/`` in which each chapter's
+   MyST source is replaced by its executed notebook;
+3. builds the HTML with ``jupyter-book build -W -n --keep-going`` into ``_build/html``,
+   failing on any warning. The executed chapters are not run again; pages that are
+   notebooks but not studies (the results page, which reads ``_runs/``) are executed
+   during this build, after the studies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from lib.runtime.run import RunResult, get_study, list_studies, repo_root, resolve_parameters, run_key, run_study
+
+__all__ = ["StudyRun", "toc_files", "study_chapters", "run_studies", "stage", "build_book"]
+
+
+@dataclass
+class StudyRun:
+    """One study's run for the book and whether it was reused."""
+
+    study: str
+    result: RunResult
+    reused: bool
+    seconds: float
+
+
+def toc_files(toc: dict) -> list[str]:
+    """Every ``file:`` entry of a ``jb-book`` table of contents, in order."""
+    found: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if "file" in node:
+                found.append(str(node["file"]))
+            for value in node.values():
+                if isinstance(value, (list, dict)):
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    found.append(str(toc.get("root")))
+    walk({k: v for k, v in toc.items() if k != "root"})
+    return found
+
+
+def study_chapters(root: Path | None = None) -> list[str]:
+    """Names of the studies whose chapter ``book/<study>/<study>`` is in ``_toc.yml``."""
+    root = root or repo_root()
+    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
+    files = {f.removesuffix(".md").removesuffix(".ipynb") for f in toc_files(toc)}
+    return [s.name for s in list_studies(root) if f"book/{s.name}/{s.name}" in files]
+
+
+def run_studies(
+    profile: str = "lab", *, studies: Iterable[str] | None = None, force: bool = False, root: Path | None = None,
+    progress: bool = True,
+) -> list[StudyRun]:
+    """Run (or reuse) each study at ``profile``; a study without that profile is an error."""
+    root = root or repo_root()
+    names = list(studies) if studies is not None else study_chapters(root)
+    runs: list[StudyRun] = []
+    for name in names:
+        st = get_study(name, root)
+        _, _, params_path, _ = resolve_parameters(st, profile)
+        out = root / "_runs" / name / profile
+        key = run_key(st, params_path)
+        key_file = out / "run.key"
+        t0 = time.perf_counter()
+        if not force and key_file.is_file() and key_file.read_text().strip() == key and (out / f"{name}.ipynb").is_file():
+            prov = json.loads((out / "provenance.json").read_text())
+            if prov.get("status") == "ok":
+                metrics = json.loads((out / "metrics.json").read_text())
+                res = RunResult(name, profile, out, out / f"{name}.ipynb", metrics, prov, reused=True)
+                print(f"[book] {name}/{profile}: unchanged since {prov.get('ended')}, reusing {out}", file=sys.stderr)
+                runs.append(StudyRun(name, res, True, 0.0))
+                continue
+        print(f"[book] {name}/{profile}: executing", file=sys.stderr)
+        key_file.unlink(missing_ok=True)
+        res = run_study(name, profile, out=out, root=root, progress=progress)
+        key_file.write_text(key + "\n")
+        runs.append(StudyRun(name, res, False, time.perf_counter() - t0))
+    return runs
+
+
+def stage(profile: str, runs: list[StudyRun], root: Path | None = None) -> Path:
+    """Copy the book into ``_build/stage/<profile>`` with executed notebooks in place of the chapters."""
+    import nbformat
+
+    root = root or repo_root()
+    dest = root / "_build" / "stage" / profile
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
+    execute = config.setdefault("execute", {})
+    execute["execute_notebooks"] = "force"  # non-study notebook pages run now, after the studies...
+    execute["exclude_patterns"] = ["*.ipynb"]  # ...while the chapters, executed by the runner, do not
+    (dest / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    shutil.copy2(root / "_toc.yml", dest / "_toc.yml")
+    executed = {r.study: r.result.notebook for r in runs}
+    ignore = shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints", "__pycache__")
+    shutil.copytree(root / "book", dest / "book", ignore=ignore)
+    for study, nb_path in executed.items():
+        (dest / "book" / study / f"{study}.md").unlink()
+        nb = nbformat.read(nb_path, as_version=4)
+        for cell in nb.cells:
+            tags = cell.get("metadata", {}).get("tags", [])
+            if "injected-parameters" in tags and "hide-input" not in tags:
+                tags.append("hide-input")
+        nbformat.write(nb, dest / "book" / study / f"{study}.ipynb")
+    return dest
+
+
+def build_book(
+    profile: str = "lab", *, force: bool = False, studies: Iterable[str] | None = None, root: Path | None = None,
+    progress: bool = True,
+) -> Path:
+    """Run the studies, stage the book and build its HTML; returns ``_build/html``.
+
+    Raises
+    ------
+    StudyError
+        A study lacks the profile.
+    lib.runtime.run.StudyExecutionError
+        A study's cell failed (nothing is built).
+    RuntimeError
+        ``jupyter-book`` reported an error or a warning.
+    """
+    root = root or repo_root()
+    runs = run_studies(profile, studies=studies, force=force, root=root, progress=progress)
+    staged = stage(profile, runs, root)
+    cmd = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
+           "build", str(staged), "--path-output", str(root), "-W", "-n", "--keep-going"]
+    print("[book] " + " ".join(cmd), file=sys.stderr)
+    env = {**os.environ, "STUDIES_ROOT": str(root), "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run(cmd, cwd=root, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"jupyter-book build failed (exit {proc.returncode}); the warnings above name the page and line. "
+            f"Staged sources are in {staged}"
+        )
+    html = root / "_build" / "html"
+    for r in runs:
+        state = "reused" if r.reused else f"ran in {r.seconds:.0f} s"
+        print(f"[book] {r.study}/{profile}: {state}", file=sys.stderr)
+    print(f"[book] built {html / 'index.html'}", file=sys.stderr)
+    return html
+

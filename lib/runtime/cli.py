@@ -1,0 +1,182 @@
+"""Command line of the study collection: ``studies`` (console script) or ``python -m lib``.
+
+::
+
+    studies list                                  # studies, profiles, expected run time, device
+    studies params pgnaa                          # a study's parameters: type and default
+    studies run pgnaa --profile lab --set epochs=3 --out results/pgnaa-lab
+    studies run pgnaa --params my_params.yaml     # your own parameter file
+    studies book --profile lab                    # run every chapter and build the HTML book
+    studies data list | fetch NAME | verify NAME  # the dataset registry
+    studies workflow points pgnaa sweep_epochs     # the points of a sweep file (run them with snakemake)
+    studies workflow gather                       # every run under _runs/ into _runs/_results/*.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from lib.runtime.params import ParameterError, parameters_cell, parse_override, parse_parameters
+from lib.runtime.run import StudyError, StudyExecutionError, get_study, list_studies, run_study
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    p = argparse.ArgumentParser(prog="studies", description="Run the studies of the reproducible study collection.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="execute one study with a parameter profile")
+    r.add_argument("study")
+    r.add_argument("--profile", default=None, help="parameter profile (default: lab)")
+    r.add_argument("--params", type=Path, default=None, help="your own YAML parameter file instead of a profile")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one parameter (value read as YAML); repeatable")
+    r.add_argument("--out", type=Path, default=None, help="output directory (default: _runs/<study>/<profile>)")
+    r.add_argument("--timeout", type=int, default=None, help="per-cell time limit in seconds")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--log-output", action="store_true", help="stream the notebook's output to the terminal")
+
+    sub.add_parser("list", help="list studies, their profiles, expected run time and device")
+
+    pa = sub.add_parser("params", help="show a study's parameters (name, type, default)")
+    pa.add_argument("study")
+
+    b = sub.add_parser("book", help="run every chapter at a profile and build the HTML book")
+    b.add_argument("--profile", default="lab")
+    b.add_argument("--force", action="store_true", help="re-execute even when nothing changed")
+    b.add_argument("--study", action="append", default=None, help="only these studies (repeatable)")
+    b.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    d = sub.add_parser("data", help="the dataset registry")
+    d.add_argument("action", choices=["list", "fetch", "verify"])
+    d.add_argument("name", nargs="?")
+
+    w = sub.add_parser("workflow", help="helpers of the Snakemake workflow (workflow/Snakefile): sweeps, tables")
+    wsub = w.add_subparsers(dest="action", required=True)
+    wp = wsub.add_parser("points", help="list the points of a sweep file with their --set overrides")
+    wp.add_argument("study")
+    wp.add_argument("sweep", help="name of the sweep file parameters/<study>/<sweep>.yaml")
+    wg = wsub.add_parser("gather", help="gather every run's metrics and provenance into CSV tables")
+    wg.add_argument("--runs", type=Path, default=None, help="runs directory (default: _runs)")
+    wg.add_argument("--out", type=Path, default=None, help="output directory (default: <runs>/_results)")
+    ws = wsub.add_parser("stamp", help="record a finished run's key so that `studies book` reuses it")
+    ws.add_argument("study")
+    ws.add_argument("profile")
+    ws.add_argument("--out", type=Path, required=True, help="the run's output directory")
+    return p
+
+
+def _cmd_list() -> int:
+    rows = []
+    for st in list_studies():
+        for prof in st.profiles:
+            info = st.profile_info(prof)
+            rows.append((st.name, prof, info.expected_runtime, info.device, info.description))
+    if not rows:
+        print("no studies yet: add book/<study>/<study>.md and parameters/<study>/<profile>.yaml")
+        return 0
+    widths = [max(len(str(r[i])) for r in rows + [("study", "profile", "runtime", "device", "")]) for i in range(4)]
+    header = ("study", "profile", "runtime", "device", "description")
+    for row in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row[:4], widths)) + "  " + row[4])
+    return 0
+
+
+def _cmd_params(name: str) -> int:
+    import jupytext
+
+    st = get_study(name)
+    specs = parse_parameters(parameters_cell(jupytext.read(st.notebook, fmt="md:myst")))
+    width = max(len(s) for s in specs)
+    for spec in specs.values():
+        print(f"{spec.name.ljust(width)}  {spec.type_text:<16} default {spec.default!r}")
+    return 0
+
+
+def _cmd_data(action: str, name: str | None) -> int:
+    from lib.core import registry
+
+    if action == "list":
+        for n in registry.names():
+            ds = registry.get(n)
+            print(f"{n:<20} {len(ds.files):>5} files  {ds.description}")
+        return 0
+    if name is None:
+        raise StudyError(f"`data {action}` needs a dataset name; registered: {', '.join(registry.names())}")
+    if action == "fetch":
+        print(registry.fetch(name))
+        return 0
+    root = registry.fetch(name, download=False)
+    registry.verify(name, root)
+    print(f"{name}: all {len(registry.get(name).files)} files verified at {root}")
+    return 0
+
+
+def _cmd_workflow(args: argparse.Namespace) -> int:
+    from lib.runtime import sweep
+    from lib.runtime.run import repo_root, resolve_parameters, run_key
+
+    if args.action == "points":
+        sw = sweep.load_sweep(get_study(args.study), args.sweep)
+        for pt in sw.points:
+            print(f"{pt.id}  " + " ".join(f"--set {a}" for a in pt.set_args()))
+        return 0
+    if args.action == "gather":
+        runs = args.runs if args.runs is not None else repo_root() / "_runs"
+        written = sweep.write_tables(runs, args.out)
+        for path in written:
+            print(path)
+        return 0
+    st = get_study(args.study)
+    if not (args.out / "provenance.json").is_file():
+        raise StudyError(f"{args.out} holds no finished run (no provenance.json); run the study first")
+    _, _, params_path, _ = resolve_parameters(st, args.profile)
+    (args.out / "run.key").write_text(run_key(st, params_path) + "\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code (2: bad input, 1: a study failed)."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            return _cmd_list()
+        if args.command == "params":
+            return _cmd_params(args.study)
+        if args.command == "data":
+            return _cmd_data(args.action, args.name)
+        if args.command == "workflow":
+            return _cmd_workflow(args)
+        if args.command == "book":
+            from lib.runtime.book import build_book
+
+            build_book(args.profile, force=args.force, studies=args.study, progress=not args.quiet)
+            return 0
+        overrides = dict(parse_override(o) for o in args.overrides)
+        profile = args.profile if args.profile is not None else (None if args.params else "lab")
+        res = run_study(
+            args.study, profile, overrides=overrides, params_file=args.params, out=args.out,
+            cell_timeout=args.timeout, progress=not args.quiet, log_output=args.log_output,
+        )
+    except (StudyError, ParameterError, KeyError) as err:
+        print(f"error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
+        return 2
+    except StudyExecutionError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except Exception as err:  # data errors, book build failures: say what failed, no traceback soup
+        from lib.core.registry import DataUnavailableError
+
+        if isinstance(err, (DataUnavailableError, RuntimeError)):
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        raise
+    print(f"{res.study}/{res.profile}: ok in {res.provenance['duration_s']} s -> {res.out_dir}")
+    for k, v in res.metrics.items():
+        print(f"  {k} = {v}")
+    return 0

@@ -1,0 +1,366 @@
+"""Study parameters: the notebook's ``parameters`` cell is the schema, YAML files are the values.
+
+A study notebook declares its parameters in its first code cell, tagged
+``parameters``, as annotated literals::
+
+    profile: str = "ci"
+    seed: int = 0
+    lr: float = 1e-3
+    counts: list[int] = [100, 1000]
+    checkpoint: str | None = None
+
+The annotation (or, without one, the type of the literal) is the declared type.
+A parameter file ``parameters/<study>/<profile>.yaml`` is a flat mapping of some of
+those names to values, plus one reserved key, ``_profile``, that describes the
+profile (``description``, ``expected_runtime``, ``device``) and is not passed to the
+notebook. A second reserved key, ``_sweep``, declares a parameter sweep (see
+:mod:`lib.runtime.sweep`); a single run ignores it. Everything is validated before anything runs: an unknown key lists the
+valid keys, a wrong type names the key, the expected and the given type.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "ParameterError",
+    "ParamSpec",
+    "ProfileInfo",
+    "parameters_cell",
+    "parse_parameters",
+    "load_parameter_file",
+    "parse_override",
+    "validate",
+    "PROFILE_KEY",
+    "SWEEP_KEY",
+    "load_sweep_block",
+]
+
+#: Reserved key of a parameter file holding the profile's description.
+PROFILE_KEY = "_profile"
+#: Reserved key of a parameter file declaring a sweep: ``{grid: {name: [values, ...]}, metrics: [names]}``.
+SWEEP_KEY = "_sweep"
+_PROFILE_FIELDS = {"description": str, "expected_runtime": str, "device": str, "cell_timeout": int, "mem_mb": int}
+_PROFILE_DEVICES = ("cpu", "gpu")
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 safe loader that also reads ``1e-3`` (no dot) as a float, as users expect."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def _yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+class ParameterError(ValueError):
+    """A parameter file, override or parameters cell is invalid (the message says how to fix it)."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One declared parameter: its name, default value and declared type."""
+
+    name: str
+    default: Any
+    type_text: str
+    check: Callable[[Any], Any] = field(repr=False, compare=False)
+
+    def coerce(self, value: Any, *, source: str) -> Any:
+        """Validate ``value`` against the declared type; ints are widened to float where a float is declared."""
+        try:
+            return self.check(value)
+        except _TypeMismatch as err:
+            raise ParameterError(
+                f"{source}: parameter {self.name!r} expects {self.type_text}, got {_describe(value)}"
+                + (f" ({err})" if str(err) else "")
+            ) from None
+
+
+@dataclass(frozen=True)
+class ProfileInfo:
+    """The ``_profile`` block of a parameter file."""
+
+    description: str = ""
+    expected_runtime: str = "unknown"
+    device: str = "cpu"
+    cell_timeout: int | None = None  #: per-cell execution limit in seconds (None: the runner's default)
+    mem_mb: int | None = None  #: memory a run needs, MB (for workflow schedulers; None: their default)
+
+
+class _TypeMismatch(Exception):
+    pass
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def _checker_from_annotation(node: ast.expr | None, default: Any) -> tuple[Callable[[Any], Any], str]:
+    """Build a checker and a human-readable type name from an annotation AST."""
+    if node is None:
+        if default is None:
+            return (lambda v: v), "any value"
+        return _checker_for_type(type(default), None)
+    if isinstance(node, ast.Constant) and node.value is None:
+        return _checker_none, "None"
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return _checker_from_annotation(ast.parse(node.value, mode="eval").body, default)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        left, ltxt = _checker_from_annotation(node.left, default)
+        right, rtxt = _checker_from_annotation(node.right, default)
+        return _union(left, right), f"{ltxt} | {rtxt}"
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+        outer = node.value.id
+        inner = node.slice
+        if outer == "Optional":
+            check, txt = _checker_from_annotation(inner, default)
+            return _union(check, _checker_none), f"{txt} | None"
+        if outer in ("list", "List", "tuple", "Tuple"):
+            elem = inner.elts[0] if isinstance(inner, ast.Tuple) else inner
+            check, txt = _checker_from_annotation(elem, None)
+            return _checker_for_type(list, check)[0], f"list[{txt}]"
+        if outer in ("dict", "Dict"):
+            return _checker_for_type(dict, None)[0], "dict"
+    if isinstance(node, ast.Name):
+        mapping = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict, "tuple": list}
+        if node.id in mapping:
+            return _checker_for_type(mapping[node.id], None)
+        if node.id == "Any":
+            return (lambda v: v), "any value"
+    raise ParameterError(
+        f"unsupported parameter annotation {ast.unparse(node)!r}; use int, float, str, bool, "
+        "list[...], dict, or a union with None"
+    )
+
+
+def _checker_none(v: Any) -> Any:
+    if v is not None:
+        raise _TypeMismatch("")
+    return v
+
+
+def _union(a: Callable[[Any], Any], b: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def check(v: Any) -> Any:
+        try:
+            return a(v)
+        except _TypeMismatch:
+            return b(v)
+
+    return check
+
+
+def _checker_for_type(tp: type, elem: Callable[[Any], Any] | None) -> tuple[Callable[[Any], Any], str]:
+    def check(v: Any) -> Any:
+        if tp is float:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise _TypeMismatch("")
+            return float(v)
+        if tp is int:
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise _TypeMismatch("")
+            return v
+        if tp is list:
+            if not isinstance(v, (list, tuple)):
+                raise _TypeMismatch("")
+            if elem is None:
+                return list(v)
+            out = []
+            for i, item in enumerate(v):
+                try:
+                    out.append(elem(item))
+                except _TypeMismatch:
+                    raise _TypeMismatch(f"element {i} is {_describe(item)}") from None
+            return out
+        if not isinstance(v, tp):
+            raise _TypeMismatch("")
+        return v
+
+    return check, tp.__name__
+
+
+def parameters_cell(notebook: Any) -> str:
+    """Source of the code cell tagged ``parameters`` in a notebook (nbformat node)."""
+    cells = [
+        c for c in notebook.cells if c.cell_type == "code" and "parameters" in c.get("metadata", {}).get("tags", [])
+    ]
+    if not cells:
+        raise ParameterError("the notebook has no code cell tagged 'parameters'; add `:tags: [parameters]` to one")
+    if len(cells) > 1:
+        raise ParameterError("the notebook has more than one cell tagged 'parameters'; keep exactly one")
+    return cells[0].source
+
+
+def parse_parameters(source: str) -> dict[str, ParamSpec]:
+    """Parse a parameters cell into ``{name: ParamSpec}``.
+
+    Only assignments of literals (optionally annotated) and comments are allowed,
+    so that the schema can be read without executing code.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as err:
+        raise ParameterError(f"the parameters cell is not valid Python: {err}") from None
+    specs: dict[str, ParamSpec] = {}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+            name, annotation, value_node = stmt.target.id, stmt.annotation, stmt.value
+        elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            name, annotation, value_node = stmt.targets[0].id, None, stmt.value
+        else:
+            raise ParameterError(
+                f"line {stmt.lineno} of the parameters cell is not a simple `name: type = literal` assignment"
+            )
+        if value_node is None:
+            raise ParameterError(f"parameter {name!r} has no default value")
+        try:
+            default = ast.literal_eval(value_node)
+        except ValueError:
+            raise ParameterError(
+                f"the default of parameter {name!r} must be a literal, got {ast.unparse(value_node)!r}"
+            ) from None
+        check, text = _checker_from_annotation(annotation, default)
+        spec = ParamSpec(name, default, text, check)
+        spec.coerce(default, source="parameters cell default")
+        specs[name] = spec
+    return specs
+
+
+def load_parameter_file(path: str | Path) -> tuple[dict[str, Any], ProfileInfo]:
+    """Read a flat YAML parameter file; return its values and its ``_profile`` block."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParameterError(f"parameter file {path} does not exist")
+    try:
+        data = _yaml_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ParameterError(f"parameter file {path} is not valid YAML: {err}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ParameterError(f"parameter file {path} must be a mapping of name: value, got {type(data).__name__}")
+    bad = [k for k in data if not isinstance(k, str)]
+    if bad:
+        raise ParameterError(f"parameter file {path}: keys must be strings, got {bad!r}")
+    _check_sweep(data.pop(SWEEP_KEY, None), path)  # a sweep's grid is for lib.runtime.sweep; a single run ignores it
+    info_raw = data.pop(PROFILE_KEY, None) or {}
+    if not isinstance(info_raw, dict):
+        raise ParameterError(f"parameter file {path}: {PROFILE_KEY} must be a mapping")
+    unknown = sorted(set(info_raw) - set(_PROFILE_FIELDS))
+    if unknown:
+        raise ParameterError(
+            f"parameter file {path}: unknown {PROFILE_KEY} field(s) {unknown}; valid: {sorted(_PROFILE_FIELDS)}"
+        )
+    for key, tp in _PROFILE_FIELDS.items():
+        if key in info_raw and (not isinstance(info_raw[key], tp) or isinstance(info_raw[key], bool)):
+            raise ParameterError(
+                f"parameter file {path}: {PROFILE_KEY}.{key} must be a {tp.__name__}, got {_describe(info_raw[key])}"
+            )
+    info = ProfileInfo(**info_raw)
+    if info.device not in _PROFILE_DEVICES:
+        raise ParameterError(
+            f"parameter file {path}: {PROFILE_KEY}.device must be one of {_PROFILE_DEVICES}, got {info.device!r}"
+        )
+    return data, info
+
+
+def _check_sweep(raw: Any, path: Path) -> dict[str, Any] | None:
+    """Check the structure of a ``_sweep`` block; return ``{"grid": {...}, "metrics": [...]}`` or None."""
+    if raw is None:
+        return None
+    where = f"parameter file {path}: {SWEEP_KEY}"
+    example = f"{SWEEP_KEY}: {{grid: {{seed: [0, 1], epochs: [2, 4]}}, metrics: [accuracy]}}"
+    if not isinstance(raw, dict) or "grid" not in raw:
+        raise ParameterError(f"{where} must be a mapping with a 'grid' of parameter: [values], e.g. {example}")
+    unknown = sorted(set(raw) - {"grid", "metrics"})
+    if unknown:
+        raise ParameterError(f"{where}: unknown field(s) {unknown}; valid: ['grid', 'metrics']")
+    grid = raw["grid"]
+    if not isinstance(grid, dict) or not grid:
+        raise ParameterError(f"{where}.grid must be a non-empty mapping of parameter: [values], e.g. {example}")
+    for key, values in grid.items():
+        if not isinstance(key, str) or key.startswith("_"):
+            raise ParameterError(f"{where}.grid: {key!r} is not a parameter name")
+        if not isinstance(values, list) or not values:
+            raise ParameterError(
+                f"{where}.grid.{key} must be a non-empty list of values, got {_describe(values)}; "
+                f"write {key}: [{values!r}] for a single value"
+            )
+    metrics = raw.get("metrics", [])
+    if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
+        raise ParameterError(f"{where}.metrics must be a list of metric names, got {_describe(metrics)}")
+    return {"grid": dict(grid), "metrics": list(metrics)}
+
+
+def load_sweep_block(path: str | Path) -> dict[str, Any] | None:
+    """The ``_sweep`` block of a parameter file, structure-checked (None when the file has none).
+
+    Returns ``{"grid": {name: [values, ...]}, "metrics": [names]}``; the values are validated
+    against a study's parameters cell by :func:`lib.runtime.sweep.expand_sweep`.
+    """
+    path = Path(path)
+    load_parameter_file(path)  # the rest of the file must be valid too
+    data = _yaml_load(path.read_text(encoding="utf-8")) or {}
+    return _check_sweep(data.get(SWEEP_KEY), path)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse a ``key=value`` command-line override; the value is read as YAML (``3`` → int, ``[1, 2]`` → list)."""
+    if "=" not in text:
+        raise ParameterError(f"override {text!r} must look like key=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key.isidentifier():
+        raise ParameterError(f"override {text!r}: {key!r} is not a valid parameter name")
+    try:
+        value = _yaml_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def validate(
+    specs: Mapping[str, ParamSpec], values: Mapping[str, Any], *, source: str = "parameters"
+) -> dict[str, Any]:
+    """Check ``values`` against ``specs``; return the coerced values (only those given).
+
+    Raises
+    ------
+    ParameterError
+        For an unknown key (with the closest valid names and the full list) or a value of
+        the wrong type (naming key, expected and given type).
+    """
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in specs:
+            close = difflib.get_close_matches(key, list(specs), n=3)
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise ParameterError(
+                f"{source}: unknown parameter {key!r}.{hint} Valid parameters: {', '.join(sorted(specs))}"
+            )
+        out[key] = specs[key].coerce(value, source=source)
+    return out

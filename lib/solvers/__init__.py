@@ -1,1 +1,0 @@
-"""Numerical solvers: P1 radiative transfer, perfusion deconvolution."""

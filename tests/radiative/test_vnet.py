@@ -1,0 +1,62 @@
+"""Shape and parameter-count tests of the V-Nets."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lib.core.train import count_parameters
+from lib.radiative.vnet import AuthorsVNet, MilletariVNet
+
+
+@pytest.mark.parametrize("cin,depth,size", [(48, 4, 16), (24, 6, 32), (12, 4, 64)])
+def test_authors_vnet_shapes(cin, depth, size):
+    m = AuthorsVNet(cin, depth).eval()
+    with torch.no_grad():
+        y = m(torch.randn(2, cin, size, size))
+    assert y.shape == (2, 1, size, size)
+    assert float(y.min()) > 0 and float(y.max()) < 1
+
+
+def test_authors_vnet_parameter_counts_match_seed():
+    # research note: "24 channels, d = 10 (about 2.27 M parameters)"; "12 channels, d = 32 (about 23.2 M)"
+    assert count_parameters(AuthorsVNet(24, 10)) == 2_271_801
+    assert count_parameters(AuthorsVNet(12, 32)) == 23_195_201
+    assert count_parameters(AuthorsVNet(48, 32)) == 23_224_001
+
+
+@pytest.mark.parametrize("cin,base", [(48, 4), (24, 8)])
+def test_milletari_vnet_shapes(cin, base):
+    m = MilletariVNet(cin, base).eval()
+    y = m(torch.randn(2, cin, 16, 16))
+    assert y.shape == (2, 1, 16, 16)
+
+
+def test_milletari_default_width():
+    # channels 16-32-64-128-256 as in Milletari et al. / MONAI VNet (2D, 1x1 stem)
+    m = MilletariVNet(48)
+    assert m.down4.down[0].out_channels == 256
+    assert 9e6 < count_parameters(m) < 1e7
+
+
+def test_bad_inputs():
+    m = AuthorsVNet(48, 4)
+    with pytest.raises(ValueError, match="divisible"):
+        m(torch.randn(1, 48, 20, 20))
+    with pytest.raises(ValueError, match="channels"):
+        m(torch.randn(1, 24, 16, 16))
+    with pytest.raises(ValueError):
+        AuthorsVNet(48, 4, kernel_size=4)
+
+
+@pytest.mark.parametrize("cls", [AuthorsVNet, MilletariVNet])
+def test_init_output_mean(cls):
+    from lib.radiative.vnet import init_output_mean
+
+    m = cls(48, 4).eval()
+    init_output_mean(m, 0.2)
+    with torch.no_grad():
+        head = [mod for mod in m.modules() if isinstance(mod, torch.nn.Conv2d) and mod.kernel_size == (1, 1)][-1]
+        assert float(torch.sigmoid(head.bias)[0]) == pytest.approx(0.2)
+    with pytest.raises(ValueError):
+        init_output_mean(m, 1.5)

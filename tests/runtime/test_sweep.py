@@ -1,0 +1,229 @@
+"""Sweeps declared as data (lib.runtime.sweep, `_sweep` of lib.runtime.params), gathered into tables."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lib.runtime.cli import main
+from lib.runtime.params import ParameterError, ProfileInfo, load_parameter_file, load_sweep_block, parse_override
+from lib.runtime.run import get_study
+from lib.runtime.sweep import (
+    expand_sweep,
+    format_override,
+    gather_runs,
+    job_resources,
+    list_sweeps,
+    parse_runtime,
+    point_id,
+    run_profiles,
+    sweep_table,
+    write_tables,
+)
+
+SWEEP = """_profile: {description: demo sweep, expected_runtime: "5 s", device: cpu}
+_sweep:
+  grid: {scale: [0.5, 2], n: [3, 10]}
+  metrics: [total]
+profile: sweep_scale
+n: 4
+"""
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def swept(minibook: Path) -> Path:
+    _write(minibook / "parameters" / "demo" / "sweep_scale.yaml", SWEEP)
+    return minibook
+
+
+# -- the _sweep block in parameter files ---------------------------------------------------------------------------
+
+
+def test_single_run_ignores_sweep_block(swept):
+    values, info = load_parameter_file(swept / "parameters" / "demo" / "sweep_scale.yaml")
+    assert values == {"profile": "sweep_scale", "n": 4}
+    assert info.expected_runtime == "5 s"
+
+
+def test_sweep_block_structure(swept):
+    block = load_sweep_block(swept / "parameters" / "demo" / "sweep_scale.yaml")
+    assert block == {"grid": {"scale": [0.5, 2], "n": [3, 10]}, "metrics": ["total"]}
+    assert load_sweep_block(swept / "parameters" / "demo" / "ci.yaml") is None
+
+
+@pytest.mark.parametrize(
+    "block, message",
+    [
+        ("_sweep: [1, 2]", "must be a mapping with a 'grid'"),
+        ("_sweep: {grid: {n: 3}}", "must be a non-empty list"),
+        ("_sweep: {grid: {}}", "non-empty mapping"),
+        ("_sweep: {grid: {n: [1]}, plot: x}", "unknown field"),
+        ("_sweep: {grid: {n: [1]}, metrics: total}", "list of metric names"),
+    ],
+)
+def test_bad_sweep_block_is_rejected(tmp_path, block, message):
+    path = _write(tmp_path / "s.yaml", block + "\n")
+    with pytest.raises(ParameterError, match=message):
+        load_parameter_file(path)
+
+
+def test_profile_mem_mb(tmp_path):
+    path = _write(tmp_path / "p.yaml", "_profile: {device: gpu, expected_runtime: '2 h', mem_mb: 16000}\n")
+    assert load_parameter_file(path)[1].mem_mb == 16000
+    with pytest.raises(ParameterError, match="mem_mb must be a int"):
+        load_parameter_file(_write(tmp_path / "q.yaml", "_profile: {mem_mb: lots}\n"))
+
+
+# -- expansion -----------------------------------------------------------------------------------------------------
+
+
+def test_expand_is_cartesian_validated_and_ordered(swept):
+    sw = expand_sweep(get_study("demo", swept), swept / "parameters" / "demo" / "sweep_scale.yaml")
+    assert sw.name == "sweep_scale" and sw.metrics == ["total"]
+    assert [p.id for p in sw.points] == ["scale-0.5_n-3", "scale-0.5_n-10", "scale-2.0_n-3", "scale-2.0_n-10"]
+    # the int 2 is widened to the declared float, as a single run would do
+    assert sw.points[2].overrides == {"scale": 2.0, "n": 3}
+    assert isinstance(sw.points[2].overrides["scale"], float)
+    assert sw.points[2].set_args() == ["scale=2.0", "n=3"]
+
+
+@pytest.mark.parametrize(
+    "grid, message",
+    [
+        ("{epoch: [1, 2]}", "unknown parameter 'epoch'"),
+        ("{n: [1, two]}", r"grid\.n\[1\]: parameter 'n' expects int"),
+        ("{n: [1, 1]}", "twice"),
+        ("{profile: [a, b]}", "cannot vary 'profile'"),
+    ],
+)
+def test_bad_grid_is_rejected_before_running(minibook, grid, message):
+    path = _write(minibook / "parameters" / "demo" / "sweep_bad.yaml", f"_sweep: {{grid: {grid}}}\n")
+    with pytest.raises(ParameterError, match=message):
+        expand_sweep(get_study("demo", minibook), path)
+
+
+def test_sweep_files_are_not_run_profiles(swept):
+    st = get_study("demo", swept)
+    assert "sweep_scale" in st.profiles
+    assert run_profiles(st) == ["ci", "lab"]
+    assert [(s.study, s.name, len(s.points)) for s in list_sweeps(swept)] == [("demo", "sweep_scale", 4)]
+    assert list_sweeps(swept, studies=["other"]) == []
+
+
+def test_point_ids_are_stable_safe_and_distinct():
+    assert point_id({"epochs": 2, "lr": 0.001}) == "epochs-2_lr-0.001"
+    assert point_id({"k": [100, 1000], "flag": True, "x": None}) == "k-100+1000_flag-true_x-none"
+    assert point_id({"shift": -1}) == "shift-m1"
+    odd = [point_id({"model": m}) for m in ("a b", "a/b", "a_b?", "a-b")]
+    assert len(set(odd)) == 4
+    long = point_id({"channels": list(range(100))})
+    ids = odd + [long, point_id({"lr": 1e-5}), point_id({"name": "small_cnn+rsm3"})]
+    for ident in ids:
+        assert set(ident) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+-")
+        assert len(ident) <= 96
+    assert point_id({"model": "a b"}) == point_id({"model": "a b"})  # stable across calls
+    assert point_id({"model": "a b"}).startswith("model-a-b-")  # lossy spelling gets a hash suffix
+
+
+@pytest.mark.parametrize("value", [3, 0.001, 1e-5, 100.0, True, None, "lab", "small_cnn+rsm3", "yes", "a b",
+                                   "1e3", [100, 1000], ["a", "b"], [0.0, 0.01]])
+def test_overrides_round_trip_through_the_runner_parser(value):
+    key, parsed = parse_override(f"x={format_override(value)}")
+    assert key == "x" and parsed == value and type(parsed) is type(value)
+
+
+# -- resources -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, minutes", [("90 s", 1.5), ("8 min", 8), ("3 h", 180), ("1 h 30 min", 90),
+                                           ("60 s", 1), ("unknown", None), ("", None)])
+def test_parse_runtime(text, minutes):
+    assert parse_runtime(text) == minutes
+
+
+def test_job_resources_from_profile():
+    assert job_resources(ProfileInfo(expected_runtime="60 s", device="cpu")) == {"gpu": 0, "runtime": 10}
+    res = job_resources(ProfileInfo(expected_runtime="3 h", device="gpu", mem_mb=32000))
+    assert res == {"gpu": 1, "runtime": 540, "mem_mb": 32000}
+    assert job_resources(ProfileInfo())["runtime"] == 1440  # unknown run time: a day
+
+
+# -- gathering -----------------------------------------------------------------------------------------------------
+
+
+def _fake_run(directory: Path, study: str, profile: str, metrics: dict, overrides=None, status="ok") -> None:
+    directory.mkdir(parents=True)
+    (directory / "metrics.json").write_text(json.dumps(metrics))
+    prov = {"study": study, "profile": profile, "seed": 0, "params_sha256": "ab", "status": status,
+            "git": {"commit": "c0ffee", "dirty": False}, "device": {"device": "cuda", "device_name": "H100"},
+            "started": "2026-01-01T00:00:00+00:00", "ended": "2026-01-01T00:01:00+00:00", "duration_s": 60.0,
+            "overrides": overrides or {}}
+    (directory / "provenance.json").write_text(json.dumps(prov))
+
+
+def test_gather_runs_is_tidy(tmp_path):
+    runs = tmp_path / "_runs"
+    _fake_run(runs / "a" / "ci", "a", "ci", {"acc": 0.5, "n": 3})
+    _fake_run(runs / "a" / "sweep_k" / "k-1", "a", "sweep_k", {"acc": 0.6}, {"k": 1})
+    _fake_run(runs / "a" / "sweep_k" / "k-2", "a", "sweep_k", {"acc": 0.7}, {"k": 2})
+    _fake_run(runs / "b" / "lab", "b", "lab", {}, status="failed")
+    (runs / "_logs" / "x" / "y").mkdir(parents=True)  # not a run
+    (runs / "a" / "ci" / "figures").mkdir()  # neither
+    table = gather_runs(runs)
+    assert len(table) == 2 + 1 + 1 + 1
+    ci = table[table["run"] == "a/ci"].set_index("metric")["value"]
+    assert ci.to_dict() == {"acc": 0.5, "n": 3}
+    failed = table[table["study"] == "b"].iloc[0]
+    assert failed["status"] == "failed" and failed["metric"] == "" and math.isnan(failed["value"])
+    sweep = sweep_table(table, "a", "sweep_k")
+    assert list(sweep["param.k"]) == [1, 2] and list(sweep["value"]) == [0.6, 0.7]
+    assert set(sweep["device_name"]) == {"H100"} and set(sweep["commit"]) == {"c0ffee"}
+
+
+def test_gather_of_nothing_has_the_columns(tmp_path):
+    table = gather_runs(tmp_path / "none")
+    assert table.empty and {"study", "metric", "value", "commit"} <= set(table.columns)
+
+
+def test_write_tables_and_cli(tmp_path, capsys):
+    runs = tmp_path / "_runs"
+    _fake_run(runs / "a" / "sweep_k" / "k-1", "a", "sweep_k", {"acc": 0.6}, {"k": 1})
+    _fake_run(runs / "a" / "ci", "a", "ci", {"acc": 0.5})
+    written = write_tables(runs)
+    assert runs / "_results" / "runs.csv" in written
+    sweep_csv = runs / "_results" / "sweeps" / "a__sweep_k.csv"
+    assert sweep_csv in written
+    assert pd.read_csv(sweep_csv)["param.k"].tolist() == [1]
+    assert main(["workflow", "gather", "--runs", str(runs), "--out", str(tmp_path / "t")]) == 0
+    assert pd.read_csv(tmp_path / "t" / "runs.csv")["value"].tolist() == [0.5, 0.6]
+
+
+def test_cli_points(swept, monkeypatch, capsys):
+    monkeypatch.setenv("STUDIES_ROOT", str(swept))
+    assert main(["workflow", "points", "demo", "sweep_scale"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["scale-0.5_n-3", "--set", "scale=0.5", "--set", "n=3"]
+    assert len(out) == 4
+    assert main(["workflow", "points", "demo", "nope"]) == 2
+
+
+def test_cli_stamp_writes_the_book_run_key(minibook, monkeypatch, tmp_path):
+    from lib.runtime.run import run_key
+
+    monkeypatch.setenv("STUDIES_ROOT", str(minibook))
+    out = tmp_path / "run"
+    out.mkdir()
+    assert main(["workflow", "stamp", "demo", "ci", "--out", str(out)]) == 2  # no finished run there
+    (out / "provenance.json").write_text("{}")
+    assert main(["workflow", "stamp", "demo", "ci", "--out", str(out)]) == 0
+    st = get_study("demo", minibook)
+    assert (out / "run.key").read_text().strip() == run_key(st, st.parameter_dir / "ci.yaml")
