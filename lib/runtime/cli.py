@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lib.runtime.params import ParameterError, parameters_cell, parse_override, parse_parameters
-from lib.runtime.run import StudyError, StudyExecutionError, get_study, list_studies, run_study
+from lib.runtime.run import StudyError, StudyExecutionError, get_study, list_studies, repo_root, run_study
 
 __all__ = ["main", "build_parser"]
 
@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override one parameter (value read as YAML); repeatable")
     r.add_argument("--out", type=Path, default=None, help="output directory (default: _runs/<study>/<profile>)")
     r.add_argument("--timeout", type=int, default=None, help="per-cell time limit in seconds")
+    r.add_argument("--smoke", action="store_true",
+                   help="apply the profile's _profile.smoke overrides (short loops, full model and input sizes)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--log-output", action="store_true", help="stream the notebook's output to the terminal")
 
@@ -140,6 +142,17 @@ def _cmd_workflow(args: argparse.Namespace) -> int:
     return 0
 
 
+def _smoke_overrides(study: str, profile: str | None, params_file: Path | None) -> dict:
+    """The ``_profile.smoke`` block of the profile (or parameter file) a ``--smoke`` run uses."""
+    from lib.runtime.params import load_parameter_file
+
+    path = params_file if params_file is not None else get_study(study).parameter_dir / f"{profile}.yaml"
+    smoke = load_parameter_file(path)[1].smoke
+    if not smoke:
+        raise StudyError(f"{path} declares no _profile.smoke overrides; --smoke needs them (e.g. smoke: {{epochs: 1}})")
+    return dict(smoke)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code (2: bad input, 1: a study failed)."""
     args = build_parser().parse_args(argv)
@@ -159,6 +172,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         overrides = dict(parse_override(o) for o in args.overrides)
         profile = args.profile if args.profile is not None else (None if args.params else "lab")
+        if args.smoke:
+            overrides = {**_smoke_overrides(args.study, profile, args.params), **overrides}
+            if args.out is None:  # a smoke run never lands in the profile's own folder
+                args.out = repo_root() / "_runs" / args.study / f"{profile or Path(args.params).stem}-smoke"
         res = run_study(
             args.study, profile, overrides=overrides, params_file=args.params, out=args.out,
             cell_timeout=args.timeout, progress=not args.quiet, log_output=args.log_output,

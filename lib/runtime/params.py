@@ -14,8 +14,9 @@ A parameter file ``parameters/<study>/<profile>.yaml`` is a flat mapping of some
 those names to values, plus one reserved key, ``_profile``, that describes the
 profile (``description``, ``expected_runtime``, ``device``) and is not passed to the
 notebook. A second reserved key, ``_sweep``, declares a parameter sweep (see
-:mod:`lib.runtime.sweep`); a single run ignores it. Everything is validated before anything runs: an unknown key lists the
-valid keys, a wrong type names the key, the expected and the given type.
+:mod:`lib.runtime.sweep`); a single run ignores it. Everything is validated before anything
+runs: an unknown key lists the valid keys, a wrong type names the key, the expected and the
+given type.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ __all__ = [
 PROFILE_KEY = "_profile"
 #: Reserved key of a parameter file declaring a sweep: ``{grid: {name: [values, ...]}, metrics: [names]}``.
 SWEEP_KEY = "_sweep"
-_PROFILE_FIELDS = {"description": str, "expected_runtime": str, "device": str, "cell_timeout": int, "mem_mb": int}
+_PROFILE_FIELDS = {"description": str, "expected_runtime": str, "device": str, "cell_timeout": int, "mem_mb": int,
+                  "smoke": dict}
 _PROFILE_DEVICES = ("cpu", "gpu")
 
 
@@ -107,6 +109,8 @@ class ProfileInfo:
     device: str = "cpu"
     cell_timeout: int | None = None  #: per-cell execution limit in seconds (None: the runner's default)
     mem_mb: int | None = None  #: memory a run needs, MB (for workflow schedulers; None: their default)
+    #: loop-length overrides (epochs, steps, subjects) that make a full-size run short: ``--smoke``
+    smoke: dict[str, Any] = field(default_factory=dict)
 
 
 class _TypeMismatch(Exception):

@@ -115,7 +115,7 @@ class RunResult:
 def repo_root() -> Path:
     """The checkout holding ``book/`` and ``parameters/`` (``$STUDIES_ROOT`` overrides)."""
     env = os.environ.get("STUDIES_ROOT")
-    root = Path(env).expanduser().resolve() if env else Path(__file__).resolve().parents[1]
+    root = Path(env).expanduser().resolve() if env else Path(__file__).resolve().parents[2]
     if not (root / "book").is_dir():
         raise StudyError(
             f"{root} has no book/ directory; run from a checkout of the project "
