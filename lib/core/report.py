@@ -22,6 +22,7 @@ __all__ = [
     "admonition",
     "data_fallback",
     "show_provenance",
+    "parse_number",
     "GLUE_PREFIX",
 ]
 
@@ -173,7 +174,7 @@ def show_provenance(record: dict[str, Any]) -> None:
     display({"text/html": html_text, "text/plain": plain}, raw=True)
 
 
-def _to_number(text: str) -> float | int | None:
+def parse_number(text: str) -> float | int | None:
     """Parse the ``text/plain`` repr of a glued value back into a number (``None`` if it is not one)."""
     text = text.strip()
     for prefix in ("np.float64(", "np.float32(", "np.int64(", "np.int32("):

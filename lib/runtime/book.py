@@ -2,9 +2,10 @@
 
 ``python -m lib book --profile lab`` (what ``make book`` calls):
 
-1. runs every study chapter listed in ``_toc.yml`` through :func:`lib.runtime.run.run_study`
-   into ``_runs/<study>/<profile>/``, reusing a previous run only when its
-   :func:`lib.runtime.run.run_key` (chapter, ``lib/``, parameter file, environment) is unchanged;
+1. runs every study chapter listed in ``_toc.yml`` into ``_runs/<study>/<profile>/`` through
+   the Snakemake workflow (``workflow/Snakefile``, several chapters at once), reusing a previous
+   run only when it finished and its :func:`lib.runtime.run.run_key` (chapter, the study's
+   ``lib/<study>/``, ``lib/core``, ``lib/runtime``, parameter file, environment) is unchanged;
 2. stages a copy of the book in ``_build/stage/<profile>/`` in which each chapter's
    MyST source is replaced by its executed notebook;
 3. builds the HTML with ``jupyter-book build -W -n --keep-going`` into ``_build/html``,
@@ -15,6 +16,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -27,9 +29,18 @@ from pathlib import Path
 
 import yaml
 
-from lib.runtime.run import RunResult, get_study, list_studies, repo_root, resolve_parameters, run_key, run_study
+from lib.runtime.run import (
+    RunResult,
+    StudyExecutionError,
+    get_study,
+    list_studies,
+    repo_root,
+    resolve_parameters,
+    run_key,
+    run_study,
+)
 
-__all__ = ["StudyRun", "toc_files", "study_chapters", "run_studies", "stage", "build_book"]
+__all__ = ["StudyRun", "toc_files", "study_chapters", "workflow_file", "run_studies", "stage", "build_book"]
 
 
 @dataclass
@@ -70,35 +81,109 @@ def study_chapters(root: Path | None = None) -> list[str]:
     return [s.name for s in list_studies(root) if f"book/{s.name}/{s.name}" in files]
 
 
+def _reusable(name: str, profile: str, out: Path, key: str) -> RunResult | None:
+    """The finished, successful run in ``out`` whose key is ``key``, or ``None``."""
+    key_file = out / "run.key"
+    if not (key_file.is_file() and key_file.read_text().strip() == key and (out / f"{name}.ipynb").is_file()):
+        return None
+    try:
+        prov = json.loads((out / "provenance.json").read_text())
+        metrics = json.loads((out / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if prov.get("status") != "ok":
+        return None
+    return RunResult(name, profile, out, out / f"{name}.ipynb", metrics, prov, reused=True)
+
+
+def workflow_file() -> Path | None:
+    """The Snakefile beside this package (``workflow/Snakefile`` of the checkout), if there is one."""
+    path = Path(__file__).resolve().parents[2] / "workflow" / "Snakefile"
+    return path if path.is_file() else None
+
+
+def _run_with_workflow(targets: list[str], profile: str, *, root: Path, cores: int, progress: bool) -> None:
+    """Run the stale chapters through the Snakemake workflow (the engine of sweeps, GPU boxes and SLURM too)."""
+    snakefile = workflow_file()
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(snakefile), "-d", str(root), "--cores", str(cores),
+           "--keep-going", "--rerun-incomplete", "--forcerun", "run", "--config", f"profiles=[{profile}]",
+           "sweeps=false", "--", *targets]
+    print("[book] " + " ".join(cmd), file=sys.stderr)
+    proc = subprocess.run(cmd, cwd=root, capture_output=not progress, text=True)
+    if proc.returncode != 0:
+        logs = [root / "_runs" / "_logs" / Path(t).parent.relative_to("_runs").as_posix() for t in targets]
+        tails = []
+        for log in (Path(f"{p}.log") for p in logs):
+            if log.is_file():
+                tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-15:])
+                tails.append(f"--- {log}\n{tail}")
+        detail = "\n".join(tails) or (proc.stderr or "")[-3000:]
+        raise StudyExecutionError(
+            f"the workflow failed for {len(targets)} chapter run(s) (exit {proc.returncode}); each job's log is "
+            f"under {root / '_runs' / '_logs'}:\n{detail}",
+            notebook=root / targets[0], cell=None, ename="WorkflowError", evalue=f"exit {proc.returncode}",
+        )
+
+
 def run_studies(
     profile: str = "lab", *, studies: Iterable[str] | None = None, force: bool = False, root: Path | None = None,
-    progress: bool = True,
+    progress: bool = True, cores: int | None = None,
 ) -> list[StudyRun]:
-    """Run (or reuse) each study at ``profile``; a study without that profile is an error."""
+    """Run (or reuse) each study at ``profile``; a study without that profile is an error.
+
+    A run is reused only when it finished successfully and its :func:`~lib.runtime.run.run_key`
+    (chapter, the study's own ``lib/<study>/``, ``lib/core``, ``lib/runtime``, parameter file,
+    environment) is unchanged. The stale ones run through the Snakemake workflow, ``cores``
+    at a time (default: this machine's cores), so the book, the sweeps, a GPU box and a SLURM
+    cluster share one engine; without the workflow (a plain ``pip install``) they run one after
+    another in this process.
+    """
     root = root or repo_root()
     names = list(studies) if studies is not None else study_chapters(root)
-    runs: list[StudyRun] = []
+    keys, stale, runs = {}, [], {}
     for name in names:
         st = get_study(name, root)
         _, _, params_path, _ = resolve_parameters(st, profile)
         out = root / "_runs" / name / profile
-        key = run_key(st, params_path)
-        key_file = out / "run.key"
-        t0 = time.perf_counter()
-        if not force and key_file.is_file() and key_file.read_text().strip() == key and (out / f"{name}.ipynb").is_file():
-            prov = json.loads((out / "provenance.json").read_text())
-            if prov.get("status") == "ok":
-                metrics = json.loads((out / "metrics.json").read_text())
-                res = RunResult(name, profile, out, out / f"{name}.ipynb", metrics, prov, reused=True)
-                print(f"[book] {name}/{profile}: unchanged since {prov.get('ended')}, reusing {out}", file=sys.stderr)
-                runs.append(StudyRun(name, res, True, 0.0))
-                continue
-        print(f"[book] {name}/{profile}: executing", file=sys.stderr)
-        key_file.unlink(missing_ok=True)
-        res = run_study(name, profile, out=out, root=root, progress=progress)
-        key_file.write_text(key + "\n")
-        runs.append(StudyRun(name, res, False, time.perf_counter() - t0))
-    return runs
+        keys[name] = run_key(st, params_path)
+        found = None if force else _reusable(name, profile, out, keys[name])
+        if found is not None:
+            print(f"[book] {name}/{profile}: unchanged since {found.provenance.get('ended')}, reusing {out}",
+                  file=sys.stderr)
+            runs[name] = StudyRun(name, found, True, 0.0)
+        else:
+            stale.append(name)
+    t0 = time.perf_counter()
+    if stale and workflow_file() is not None and importlib.util.find_spec("snakemake") is not None:
+        for name in stale:
+            (root / "_runs" / name / profile / "run.key").unlink(missing_ok=True)
+        cores = cores or os.cpu_count() or 1
+        print(f"[book] executing {', '.join(stale)} at {profile} through the workflow on {cores} cores",
+              file=sys.stderr)
+        _run_with_workflow([f"_runs/{n}/{profile}/metrics.json" for n in stale], profile, root=root, cores=cores,
+                           progress=progress)
+        seconds = time.perf_counter() - t0
+        for name in stale:
+            res = _reusable(name, profile, root / "_runs" / name / profile, keys[name])
+            if res is None:
+                raise StudyExecutionError(
+                    f"the workflow ran {name}/{profile} but left no finished run with the current key in "
+                    f"{root / '_runs' / name / profile}; see {root / '_runs' / '_logs' / name / profile}.log",
+                    notebook=root / "_runs" / name / profile / f"{name}.ipynb", cell=None, ename="WorkflowError",
+                    evalue="no run",
+                )
+            res.reused = False
+            runs[name] = StudyRun(name, res, False, seconds)
+    else:
+        for name in stale:
+            out = root / "_runs" / name / profile
+            print(f"[book] {name}/{profile}: executing", file=sys.stderr)
+            (out / "run.key").unlink(missing_ok=True)
+            t1 = time.perf_counter()
+            res = run_study(name, profile, out=out, root=root, progress=progress)
+            (out / "run.key").write_text(keys[name] + "\n")
+            runs[name] = StudyRun(name, res, False, time.perf_counter() - t1)
+    return [runs[n] for n in names]
 
 
 def stage(profile: str, runs: list[StudyRun], root: Path | None = None) -> Path:
@@ -132,7 +217,7 @@ def stage(profile: str, runs: list[StudyRun], root: Path | None = None) -> Path:
 
 def build_book(
     profile: str = "lab", *, force: bool = False, studies: Iterable[str] | None = None, root: Path | None = None,
-    progress: bool = True,
+    progress: bool = True, cores: int | None = None,
 ) -> Path:
     """Run the studies, stage the book and build its HTML; returns ``_build/html``.
 
@@ -146,7 +231,7 @@ def build_book(
         ``jupyter-book`` reported an error or a warning.
     """
     root = root or repo_root()
-    runs = run_studies(profile, studies=studies, force=force, root=root, progress=progress)
+    runs = run_studies(profile, studies=studies, force=force, root=root, progress=progress, cores=cores)
     staged = stage(profile, runs, root)
     cmd = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
            "build", str(staged), "--path-output", str(root), "-W", "-n", "--keep-going"]

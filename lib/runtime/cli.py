@@ -19,8 +19,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from lib.runtime.params import ParameterError, parameters_cell, parse_override, parse_parameters
-from lib.runtime.run import StudyError, StudyExecutionError, get_study, list_studies, repo_root, run_study
+from lib.runtime.params import ParameterError, parse_override
+from lib.runtime.run import (
+    StudyError,
+    StudyExecutionError,
+    chapter_parameters,
+    get_study,
+    list_studies,
+    repo_root,
+    run_study,
+)
 
 __all__ = ["main", "build_parser"]
 
@@ -53,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true", help="re-execute even when nothing changed")
     b.add_argument("--study", action="append", default=None, help="only these studies (repeatable)")
     b.add_argument("--quiet", action="store_true", help="no progress bars")
+    b.add_argument("--cores", type=int, default=None,
+                   help="chapters run through the workflow this many at a time (default: this machine's cores)")
 
     d = sub.add_parser("data", help="the dataset registry")
     d.add_argument("action", choices=["list", "fetch", "verify"])
@@ -90,10 +100,8 @@ def _cmd_list() -> int:
 
 
 def _cmd_params(name: str) -> int:
-    import jupytext
-
     st = get_study(name)
-    specs = parse_parameters(parameters_cell(jupytext.read(st.notebook, fmt="md:myst")))
+    specs = chapter_parameters(st)
     width = max(len(s) for s in specs)
     for spec in specs.values():
         print(f"{spec.name.ljust(width)}  {spec.type_text:<16} default {spec.default!r}")
@@ -168,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "book":
             from lib.runtime.book import build_book
 
-            build_book(args.profile, force=args.force, studies=args.study, progress=not args.quiet)
+            build_book(args.profile, force=args.force, studies=args.study, progress=not args.quiet, cores=args.cores)
             return 0
         overrides = dict(parse_override(o) for o in args.overrides)
         profile = args.profile if args.profile is not None else (None if args.params else "lab")

@@ -31,10 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lib.core.report import GLUE_PREFIX, _to_number
+from lib.core.report import GLUE_PREFIX, parse_number
 from lib.core.repro import sha256_file
 from lib.runtime.params import (
     ParameterError,
+    ParamSpec,
     ProfileInfo,
     load_parameter_file,
     parameters_cell,
@@ -56,6 +57,9 @@ __all__ = [
     "collect_metrics",
     "export_figures",
     "run_key",
+    "read_chapter",
+    "chapter_parameters",
+    "study_inputs",
     "DEFAULT_CELL_TIMEOUT",
 ]
 
@@ -146,10 +150,17 @@ def get_study(name: str, root: Path | None = None) -> Study:
     return studies[name]
 
 
-def _read_notebook(path: Path) -> Any:
+def read_chapter(path: Path) -> Any:
+    """A chapter's MyST-markdown source as a notebook (jupytext, ``md:myst``)."""
     import jupytext
 
     return jupytext.read(path, fmt="md:myst")
+
+
+def chapter_parameters(study: Study, *, notebook: Any = None) -> dict[str, ParamSpec]:
+    """The typed parameters declared in a study chapter's ``parameters`` cell (name -> spec)."""
+    nb = notebook if notebook is not None else read_chapter(study.notebook)
+    return parse_parameters(parameters_cell(nb))
 
 
 def resolve_parameters(
@@ -186,8 +197,7 @@ def resolve_parameters(
                 f"study {study.name!r} has no profile {profile!r}; available profiles: {', '.join(study.profiles)}"
             )
     values, info = load_parameter_file(path)
-    nb = notebook if notebook is not None else _read_notebook(study.notebook)
-    specs = parse_parameters(parameters_cell(nb))
+    specs = chapter_parameters(study, notebook=notebook)
     params = validate(specs, values, source=str(path))
     if overrides:
         params.update(validate(specs, dict(overrides), source="--set"))
@@ -232,7 +242,7 @@ def collect_metrics(nb: Any) -> dict[str, float | int]:
             text = data.get(GLUE_PREFIX + "text/plain", data.get("text/plain"))
             if name is None or text is None or any(k.endswith("image/png") for k in data):
                 continue
-            value = _to_number(text if isinstance(text, str) else "".join(text))
+            value = parse_number(text if isinstance(text, str) else "".join(text))
             if value is not None:
                 metrics[name] = value
     return metrics
@@ -262,19 +272,55 @@ def _environment_fingerprint() -> str:
     return f"python {platform.python_version()}\n" + "\n".join(dists)
 
 
+#: Suffixes of the library files a run can read (code, manifests, data tables).
+_LIB_SUFFIXES = frozenset({".py", ".csv", ".json", ".yaml"})
+#: Packages of ``lib/`` that every study's runs depend on (the rest of ``lib/`` is one package per study).
+SHARED_PACKAGES: tuple[str, ...] = ("core", "runtime")
+#: Files pinning the environment (a change re-runs everything).
+ENV_FILES: tuple[str, ...] = ("requirements/lock.txt", "requirements/torch.txt")
+
+
+def _lib_files(directory: Path, *, recursive: bool = True) -> list[Path]:
+    files = directory.rglob("*") if recursive else directory.glob("*")
+    return sorted(f for f in files if f.is_file() and f.suffix in _LIB_SUFFIXES and "__pycache__" not in f.parts)
+
+
+def study_inputs(study: Study) -> list[Path]:
+    """Every file a run of ``study`` reads, apart from its parameter file: its key and its workflow inputs.
+
+    That is the chapter, the top-level modules of ``lib/``, the shared packages
+    (:data:`SHARED_PACKAGES`), the study's own package ``lib/<study>/`` (when it has one) and
+    the environment's lock files (:data:`ENV_FILES`, when present). A change to another study's
+    package is not among them, so it leaves this study's runs fresh. The Snakefile declares
+    exactly these files as the inputs of a run, and :func:`run_key` hashes them.
+    """
+    lib_dir = Path(__file__).resolve().parents[1]
+    files = [study.notebook]
+    files += _lib_files(lib_dir, recursive=False)
+    for pkg in (*SHARED_PACKAGES, study.name):
+        if (lib_dir / pkg).is_dir():
+            files += _lib_files(lib_dir / pkg)
+    checkout = lib_dir.parent
+    files += [checkout / f for f in ENV_FILES if (checkout / f).is_file()]
+    return files
+
+
 def run_key(study: Study, params_path: Path, overrides: Mapping[str, Any] | None = None) -> str:
-    """A hash of everything a run's result depends on: chapter, ``lib/``, parameters and environment.
+    """A hash of everything a run's result depends on: :func:`study_inputs`, parameters, overrides, environment.
 
     The book reuses an earlier run only when this key is unchanged (a notebook-only cache
-    would keep stale results after a change to ``lib/`` or a parameter file).
+    would keep stale results after a change to ``lib/`` or a parameter file); editing one
+    study's package leaves the other studies' keys unchanged.
     """
-    root = study.notebook.parents[2]
+    lib_dir = Path(__file__).resolve().parents[1]
     h = hashlib.sha256()
-    h.update(study.notebook.read_bytes())
-    for f in sorted((root / "lib").rglob("*")):
-        if f.is_file() and f.suffix in {".py", ".csv", ".json", ".yaml"} and "__pycache__" not in f.parts:
-            h.update(f.relative_to(root).as_posix().encode())
-            h.update(f.read_bytes())
+    for f in study_inputs(study):
+        try:
+            name = f.resolve().relative_to(lib_dir.parent).as_posix()
+        except ValueError:  # the chapter of a collection outside this checkout
+            name = f.name
+        h.update(name.encode())
+        h.update(f.read_bytes())
     h.update(params_path.read_bytes())
     h.update(json.dumps(dict(overrides or {}), sort_keys=True, default=str).encode())
     h.update(_environment_fingerprint().encode())
@@ -338,7 +384,7 @@ def run_study(
 
     root = root or repo_root()
     st = get_study(study, root)
-    nb = _read_notebook(st.notebook)
+    nb = read_chapter(st.notebook)
     params, info, params_path, profile_name = resolve_parameters(
         st, profile, params_file=params_file, overrides=overrides, notebook=nb
     )

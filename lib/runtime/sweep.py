@@ -37,11 +37,9 @@ from lib.runtime.params import (
     ProfileInfo,
     load_parameter_file,
     load_sweep_block,
-    parameters_cell,
-    parse_parameters,
     validate,
 )
-from lib.runtime.run import Study, _read_notebook, list_studies
+from lib.runtime.run import Study, chapter_parameters, list_studies, read_chapter
 
 __all__ = [
     "SweepPoint",
@@ -171,8 +169,7 @@ def expand_sweep(study: Study, path: str | Path, *, notebook: Any = None) -> Swe
     if block is None:
         raise ParameterError(f"{path} has no _sweep block; see lib.runtime.sweep for the format")
     values, info = load_parameter_file(path)
-    nb = notebook if notebook is not None else _read_notebook(study.notebook)
-    specs = parse_parameters(parameters_cell(nb))
+    specs = chapter_parameters(study, notebook=notebook)
     validate(specs, values, source=str(path))
     grid: dict[str, list[Any]] = {}
     for key, items in block["grid"].items():
@@ -211,7 +208,7 @@ def list_sweeps(root: Path | None = None, studies: Iterable[str] | None = None) 
         for prof in st.profiles:
             path = st.parameter_dir / f"{prof}.yaml"
             if is_sweep_file(path):
-                nb = nb if nb is not None else _read_notebook(st.notebook)
+                nb = nb if nb is not None else read_chapter(st.notebook)
                 out.append(expand_sweep(st, path, notebook=nb))
     return out
 

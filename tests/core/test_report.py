@@ -88,5 +88,5 @@ def test_show_provenance_is_collapsed(shown):
 
 @pytest.mark.parametrize(("text", "value"), [("3", 3), ("0.25", 0.25), ("np.float64(1.5)", 1.5), ("'a'", None),
                                              ("nan", None), ("<Figure>", None)])
-def test_to_number(text, value):
-    assert report._to_number(text) == value
+def testparse_number(text, value):
+    assert report.parse_number(text) == value

@@ -2,10 +2,17 @@
 
 import json
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from lib.runtime.book import build_book, run_studies, study_chapters, toc_files
+from lib.runtime.run import get_study, study_inputs
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_toc_files_walks_parts_and_sections():
@@ -52,3 +59,45 @@ def test_only_toc_chapters_are_run(minibook):
     toc = minibook / "_toc.yml"
     toc.write_text("format: jb-book\nroot: book/intro\n")
     assert study_chapters(minibook) == []
+
+
+def test_a_study_depends_on_core_runtime_and_its_own_package_only():
+    files = {f.resolve().relative_to(REPO).as_posix() for f in study_inputs(get_study("pgnaa", REPO))}
+    assert "book/pgnaa/pgnaa.md" in files and "lib/pgnaa/experiment.py" in files
+    assert "lib/core/train.py" in files and "lib/runtime/run.py" in files and "requirements/lock.txt" in files
+    assert not any(f.startswith(("lib/nuclei/", "lib/perfusion/", "lib/radiative/")) for f in files)
+
+
+_RUN = """
+import json, sys
+from lib.runtime.book import run_studies
+runs = run_studies("ci", progress=False, cores=2)
+print(json.dumps({r.study: r.reused for r in runs}))
+"""
+
+
+def test_editing_one_study_package_reruns_that_study_alone(minibook, tmp_path):
+    """A self-contained checkout (the fixture book + this lib/ and workflow/) with a package per fixture study."""
+    for name in ("lib", "workflow", "requirements"):
+        shutil.copytree(REPO / name, minibook / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(minibook / "parameters" / "demo", minibook / "parameters" / "demo2")
+    (minibook / "book" / "demo2").mkdir()
+    shutil.copy(minibook / "book" / "demo" / "demo.md", minibook / "book" / "demo2" / "demo2.md")
+    toc = minibook / "_toc.yml"
+    toc.write_text(toc.read_text() + "  - file: book/demo2/demo2\n")
+    for study in ("demo", "demo2"):
+        (minibook / "lib" / study).mkdir()
+        (minibook / "lib" / study / "__init__.py").write_text(f'"""The {study} study."""\n')
+
+    def book_runs() -> dict[str, bool]:
+        env = {k: v for k, v in __import__("os").environ.items() if k not in {"STUDIES_ROOT", "PYTHONPATH"}}
+        proc = subprocess.run([sys.executable, "-c", _RUN], cwd=minibook, capture_output=True, text=True,
+                              env={**env, "OMP_NUM_THREADS": "1"}, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    assert study_chapters(minibook) == ["demo", "demo2"]
+    assert book_runs() == {"demo": False, "demo2": False}  # cold: both run (through the workflow)
+    assert book_runs() == {"demo": True, "demo2": True}  # nothing changed
+    (minibook / "lib" / "demo2" / "__init__.py").write_text('"""The demo2 study, edited."""\n')
+    assert book_runs() == {"demo": True, "demo2": False}  # only the edited study's package

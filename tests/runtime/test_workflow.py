@@ -90,8 +90,9 @@ def test_dry_run_lists_every_job(collection):
     # the unit of work is the runner (never papermill directly), with the sweep point's overrides
     assert "-m lib run demo --params parameters/demo/sweep_scale.yaml --set scale=2.0 --set n=10" in out
     assert "-m lib run demo2 --profile lab --out _runs/demo2/lab" in out
-    # inputs are declared: chapter, parameter file, library
-    assert re.search(r"input: book/demo/demo.md, parameters/demo/ci.yaml, \S+/lib/__init__.py", out)
+    # inputs are declared (lib.runtime.run.study_inputs): chapter, library, parameter file
+    assert re.search(r"input: book/demo/demo.md, \S+/lib/__init__.py, [^\n]*\S+/lib/core/train.py, [^\n]*"
+                     r"parameters/demo/ci.yaml", out)
 
 
 def test_dry_run_selects_profiles_and_studies(collection):
