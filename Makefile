@@ -25,10 +25,12 @@ endif
 export MPLBACKEND ?= Agg
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help venv test test-all book book-clean lint clean workflow workflow-dry
+.PHONY: help venv test test-all book book-clean check-book publish lint clean workflow workflow-dry
 
 help:
 	@echo "make book  [PROFILE=lab|paper]  run all studies and build _build/html/index.html"
+	@echo "make check-book                 open every page of _build/html in headless Chromium and check it"
+	@echo "make publish                    put _build/html on the gh-pages branch and push it (ghp-import)"
 	@echo "make test                       run the tests (what CI runs)"
 	@echo "make test-all                   also the slow tests"
 	@echo "make lint                       ruff on lib/ tests/ benchmarks/"
@@ -55,6 +57,12 @@ test-all: venv
 
 book: venv
 	set -eo pipefail; $(PY) -m lib book --profile $(PROFILE)
+
+check-book: venv
+	$(PY) -m lib check-book --screenshot _build/check-book/maths.png
+
+publish: venv
+	$(PY) -m lib publish
 
 book-clean:
 	rm -rf _build

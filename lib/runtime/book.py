@@ -27,6 +27,7 @@ from pathlib import Path
 
 import yaml
 
+from lib.runtime import site
 from lib.runtime.run import RunResult, get_study, list_studies, repo_root, resolve_parameters, run_key, run_study
 
 __all__ = ["StudyRun", "toc_files", "study_chapters", "run_studies", "stage", "build_book"]
@@ -110,7 +111,7 @@ def stage(profile: str, runs: list[StudyRun], root: Path | None = None) -> Path:
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
+    config = site.configure(yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8")))  # buttons on/off
     execute = config.setdefault("execute", {})
     execute["execute_notebooks"] = "force"  # non-study notebook pages run now, after the studies...
     execute["exclude_patterns"] = ["*.ipynb"]  # ...while the chapters, executed by the runner, do not
