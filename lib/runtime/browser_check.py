@@ -10,8 +10,8 @@ own files is refused, so the check also proves that the site works offline. For 
 * the maths is typeset: MathJax rendered every ``.math`` element, reported no error, and no raw TeX
   delimiter (``\\(``, ``\\[``, ``$$``, ``\\begin{``) remains in the text outside code;
 * every internal link resolves to a file of the site, and its ``#fragment`` to an element id there;
-* glued numbers are present: no glue placeholder is left unrendered, no glued value is empty, and any
-  expected text given for the page is there;
+* glued numbers are present: a study chapter (a page with a *Provenance* box) has glued values, none
+  is empty, no glue role is left unrendered, and any expected text given for the page is there;
 
 and once for the site: the search page finds a word taken from a chapter, and lists that chapter.
 """
@@ -44,6 +44,8 @@ INSTALL_COMMAND = "apt-get install -y --no-install-recommends chromium"
 _CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 #: Pages of the Sphinx machinery rather than of the book (still opened and checked, never searched).
 _MACHINERY = {"search.html", "genindex.html", "py-modindex.html"}
+#: Text of the collapsed provenance box that every executed study chapter starts with.
+_PROVENANCE = "Provenance: "
 _RAW_TEX = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$\$|\\begin\{")
 
 
@@ -124,7 +126,8 @@ class SiteReport:
         rows.append(f"search {self.search_word!r}: {len(self.search_hits)} hit(s), {self.search_expected} {found}")
         fails = self.failures()
         verdict = "all checks passed" if not fails else f"{len(fails)} problem(s)"
-        rows.append(f"{len(self.pages)} pages checked: {verdict}")
+        n_pages = sum(1 for p in self.pages if "?" not in p.path)
+        rows.append(f"{n_pages} pages and the search checked: {verdict}")
         rows += fails
         return "\n".join(rows)
 
@@ -151,14 +154,15 @@ def site_pages(html_dir: Path) -> list[str]:
 def pick_search_word(html_dir: Path, pages: Sequence[str]) -> tuple[str, str] | None:
     """A word to search for and the page it comes from: the longest word of a chapter's ``<h1>`` title.
 
-    A chapter is a page that is neither the root ``index.html`` nor Sphinx machinery; the first page
-    (in path order) whose title has a word of five or more letters is used.
+    Study chapters (pages with a *Provenance* box) come first, then the other pages except the root
+    ``index.html`` and Sphinx machinery, each group in path order; the first page whose title has a word
+    of five or more letters is used.
     """
-    for rel in pages:
-        if rel in _MACHINERY or rel == "index.html":
-            continue
-        text = (Path(html_dir) / rel).read_text(encoding="utf-8", errors="replace")
-        m = re.search(r"<h1[^>]*>(.*?)</h1>", text, flags=re.S)
+    texts = {rel: (Path(html_dir) / rel).read_text(encoding="utf-8", errors="replace") for rel in pages
+             if rel not in _MACHINERY and rel != "index.html"}
+    ordered = sorted(texts, key=lambda rel: (_PROVENANCE not in texts[rel], rel))
+    for rel in ordered:
+        m = re.search(r"<h1[^>]*>(.*?)</h1>", texts[rel], flags=re.S)
         if not m:
             continue
         title = _html.unescape(re.sub(r"<[^>]+>", " ", m.group(1)))
@@ -343,6 +347,8 @@ def check_site(
             report.broken_links = sorted({p for h in internal if (p := _check_link(h, site, ids))})
             report.glued = len(data["glued"])
             report.glue_problems = [f"empty glued value #{i}" for i, g in enumerate(data["glued"]) if not g]
+            if _PROVENANCE in data["text"] and not data["glued"]:
+                report.glue_problems.append("a study chapter without any glued value")
             if "{glue:" in data["text"]:
                 report.glue_problems.append("an unrendered {glue:...} role is left in the text")
             haystack = "\n".join(data["glued"]) + "\n" + data["text"]

@@ -105,3 +105,31 @@ def test_cli_publish(checkout, monkeypatch, capsys):
     assert main(["publish", "--html", str(work / "_build" / "html")]) == 0
     assert "pushed to origin" in capsys.readouterr().out
     assert _git(bare, "show", "gh-pages:index.html") == "<html>book v1</html>"
+
+
+def test_launch_links_point_at_files_that_exist():
+    from lib.runtime.theme import fix_launch_links
+
+    page = "book/pgnaa/pgnaa"
+    group = [{"type": "group", "buttons": [
+        {"text": "Binder", "url": f"https://mybinder.org/v2/gh/o/r/main?urlpath=lab/tree/{page}.ipynb"},
+        {"text": "Colab", "url": f"https://colab.research.google.com/github/o/r/blob/main/{page}.ipynb"},
+    ]}, {"type": "link", "text": "Download"}]
+    fixed = fix_launch_links(group, page, ".ipynb")
+    binder, colab = fixed[0]["buttons"]
+    assert binder["url"].endswith(f"lab/tree/{page}.md")  # the repository holds the MyST source
+    assert colab["url"] == f"https://colab.research.google.com/github/o/r/blob/gh-pages/_sources/{page}.ipynb"
+    assert fixed[1] == group[1]
+    # a Markdown notebook page: Binder opens the .md, Colab (ipynb only) is dropped
+    md = fix_launch_links(group, "book/results", ".md")
+    assert [b["text"] for b in md[0]["buttons"]] == ["Binder"]
+
+
+def test_repeated_inline_scripts_are_dropped():
+    from sphinx.builders.html._assets import _JavaScript
+
+    from lib.runtime.theme import dedupe_inline_scripts
+
+    a, b = _JavaScript(None, body="const X = 1"), _JavaScript(None, body="const X = 1")
+    files = [_JavaScript("a.js"), a, b, _JavaScript("a.js"), "plain.js"]
+    assert dedupe_inline_scripts(files) == [files[0], a, files[3], "plain.js"]
