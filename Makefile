@@ -1,6 +1,8 @@
 # The two commands of the README:
 #   make book   - set up the environment, run every study on its default profile and build the HTML book
 #   make test   - set up the environment and run the test suite
+#   make check-book - after make book: every page of _build/html in headless Chromium (maths, images, links, search)
+#   make publish  - _build/html onto the gh-pages branch and push it (ghp-import)
 #   make workflow - every study at its ci and lab profiles plus the parameter sweeps on CORES cores (Snakemake),
 #                   then the gathered tables _runs/_results/*.csv; `make workflow-dry` lists what is stale
 # Options: PROFILE=paper (book from another profile), PYTHON=python3.11, VENV=.venv, SHARED=../shared,
