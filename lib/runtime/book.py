@@ -152,7 +152,8 @@ def build_book(
     cmd = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
            "build", str(staged), "--path-output", str(root), "-W", "-n", "--keep-going"]
     print("[book] " + " ".join(cmd), file=sys.stderr)
-    env = {**os.environ, "STUDIES_ROOT": str(root), "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+    env = {**os.environ, "STUDIES_ROOT": str(root), "STUDIES_BOOK_PROFILE": profile,  # read by the execution page
+           "MPLBACKEND": "module://matplotlib_inline.backend_inline",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run(cmd, cwd=root, env=env)
     if proc.returncode != 0:

@@ -314,6 +314,7 @@ def check_site(
         context = b.new_context(viewport={"width": 1280, "height": 900}, java_script_enabled=True)
         context.set_default_timeout(timeout_ms)
         reports_by_url: dict[str, PageReport] = {}
+        current: list[PageReport] = []
 
         def guard(route: Any) -> None:  # the site must not need the network
             url = route.request.url
@@ -321,6 +322,8 @@ def check_site(
                 route.continue_()
                 return
             owner = reports_by_url.get(route.request.frame.url) if route.request.frame else None
+            if owner is None and current:  # a redirected page: charge the page being checked
+                owner = current[-1]
             if owner is not None:
                 owner.network_requests.append(url)
             route.abort()
@@ -330,6 +333,7 @@ def check_site(
             report = PageReport(rel)
             url = (site / rel).as_uri()
             reports_by_url[url] = report
+            current.append(report)
             page = _open(context, url, report, timeout_ms)
             data = _evaluate(page)
             if page.url != url:  # a redirect page (the root index.html): the target is what the reader sees
@@ -368,6 +372,7 @@ def check_site(
             report = PageReport("search.html?q=" + word)
             url = (site / "search.html").as_uri() + "?q=" + urllib.parse.quote(word)
             reports_by_url[url] = report
+            current.append(report)
             page = _open(context, url, report, timeout_ms)
             try:
                 page.wait_for_function(

@@ -104,3 +104,15 @@ def test_cli_export_and_no_overwrite(minibook, tmp_path, monkeypatch, capsys):
     assert "--overwrite" in capsys.readouterr().err
     assert main(["export", "demo", "--instructor", str(tmp_path / "s"), "--overwrite"]) == 0
     assert SOLUTION_TEXT[0] in (tmp_path / "s" / "demo.md").read_text()
+
+
+@pytest.mark.parametrize("study", ["perfusion", "nuclei", "radiative", "pgnaa"])
+def test_real_chapters_export_as_valid_notebooks(study, tmp_path):
+    if not (REPO / "book" / study / f"{study}.md").is_file():
+        pytest.skip(f"no {study} chapter in this checkout")
+    out = export_study(study, tmp_path, root=REPO)
+    assert out.solutions_removed == out.exercises >= 1
+    nb = nbformat.read(out.notebook, as_version=4)
+    nbformat.validate(nb)
+    assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells)
+    assert "{solution}" not in out.notebook.read_text() and "{exercise}" in out.notebook.read_text()
