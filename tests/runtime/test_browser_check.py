@@ -123,3 +123,15 @@ def test_without_a_browser_the_error_names_the_install_command(built_site, monke
 def test_unbuilt_site_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="make book"):
         check_site(tmp_path)
+
+
+def test_cli_check_book(built_site, tmp_path, capsys):
+    _needs_browser()
+    from lib.runtime.cli import main
+
+    shot = tmp_path / "maths.png"
+    assert main(["check-book", "--html", str(built_site), "--screenshot", str(shot)]) == 0
+    out = capsys.readouterr().out
+    assert "pages and the search checked: all checks passed" in out and shot.is_file()
+    assert main(["check-book", "--html", str(tmp_path / "missing")]) == 2
+    assert "make book" in capsys.readouterr().err
