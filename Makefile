@@ -1,6 +1,8 @@
 # The two commands of the README:
 #   make book   - set up the environment, run every study on its default profile and build the HTML book
 #   make test   - set up the environment and run the test suite
+#   make check-book - after make book: every page of _build/html in headless Chromium (maths, images, links, search)
+#   make publish  - _build/html onto the gh-pages branch and push it (ghp-import)
 #   make workflow - every study at its ci and lab profiles plus the parameter sweeps on CORES cores (Snakemake),
 #                   then the gathered tables _runs/_results/*.csv; `make workflow-dry` lists what is stale
 # Options: PROFILE=paper (book from another profile), PYTHON=python3.11, VENV=.venv, SHARED=../shared,
@@ -25,10 +27,12 @@ endif
 export MPLBACKEND ?= Agg
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help venv test test-all book book-clean lint clean workflow workflow-dry
+.PHONY: help venv test test-all book book-clean check-book publish lint clean workflow workflow-dry
 
 help:
 	@echo "make book  [PROFILE=lab|paper]  run all studies and build _build/html/index.html"
+	@echo "make check-book                 open every page of _build/html in headless Chromium and check it"
+	@echo "make publish                    put _build/html on the gh-pages branch and push it (ghp-import)"
 	@echo "make test                       run the tests (what CI runs)"
 	@echo "make test-all                   also the slow tests"
 	@echo "make lint                       ruff on lib/ tests/ benchmarks/"
@@ -55,6 +59,12 @@ test-all: venv
 
 book: venv
 	set -eo pipefail; $(PY) -m lib book --profile $(PROFILE)
+
+check-book: venv
+	$(PY) -m lib check-book --screenshot _build/check-book/maths.png
+
+publish: venv
+	$(PY) -m lib publish
 
 book-clean:
 	rm -rf _build

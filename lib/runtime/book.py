@@ -29,6 +29,7 @@ from pathlib import Path
 
 import yaml
 
+from lib.runtime import site
 from lib.runtime.run import (
     RunResult,
     StudyExecutionError,
@@ -195,7 +196,7 @@ def stage(profile: str, runs: list[StudyRun], root: Path | None = None) -> Path:
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
+    config = site.configure(yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8")))  # buttons on/off
     execute = config.setdefault("execute", {})
     execute["execute_notebooks"] = "force"  # non-study notebook pages run now, after the studies...
     execute["exclude_patterns"] = ["*.ipynb"]  # ...while the chapters, executed by the runner, do not
@@ -236,7 +237,8 @@ def build_book(
     cmd = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
            "build", str(staged), "--path-output", str(root), "-W", "-n", "--keep-going"]
     print("[book] " + " ".join(cmd), file=sys.stderr)
-    env = {**os.environ, "STUDIES_ROOT": str(root), "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+    env = {**os.environ, "STUDIES_ROOT": str(root), "STUDIES_BOOK_PROFILE": profile,  # read by the execution page
+           "MPLBACKEND": "module://matplotlib_inline.backend_inline",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run(cmd, cwd=root, env=env)
     if proc.returncode != 0:

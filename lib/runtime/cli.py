@@ -7,6 +7,9 @@
     studies run pgnaa --profile lab --set epochs=3 --out results/pgnaa-lab
     studies run pgnaa --params my_params.yaml     # your own parameter file
     studies book --profile lab                    # run every chapter and build the HTML book
+    studies check-book                            # open every page of _build/html in headless Chromium, check it
+    studies publish                               # _build/html onto the gh-pages branch (ghp-import) and push
+    studies export pgnaa --student handout/       # notebook + MyST without solutions (--instructor: with)
     studies data list | fetch NAME | verify NAME  # the dataset registry
     studies workflow points pgnaa sweep_epochs     # the points of a sweep file (run them with snakemake)
     studies workflow gather                       # every run under _runs/ into _runs/_results/*.csv
@@ -64,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--cores", type=int, default=None,
                    help="chapters run through the workflow this many at a time (default: this machine's cores)")
 
+    _add_site_commands(sub)
+
     d = sub.add_parser("data", help="the dataset registry")
     d.add_argument("action", choices=["list", "fetch", "verify"])
     d.add_argument("name", nargs="?")
@@ -81,6 +86,60 @@ def build_parser() -> argparse.ArgumentParser:
     ws.add_argument("profile")
     ws.add_argument("--out", type=Path, required=True, help="the run's output directory")
     return p
+
+
+def _add_site_commands(sub: argparse._SubParsersAction) -> None:
+    cb = sub.add_parser("check-book", help="open every page of the built book in headless Chromium and check it")
+    cb.add_argument("--html", type=Path, default=None, help="the built site (default: _build/html)")
+    cb.add_argument("--screenshot", type=Path, default=None, help="PNG of the first page with maths, scrolled to it")
+    pu = sub.add_parser("publish", help="put the built book on the gh-pages branch (ghp-import) and push it")
+    pu.add_argument("--html", type=Path, default=None, help="the built site (default: _build/html)")
+    pu.add_argument("--remote", default="origin")
+    pu.add_argument("--branch", default="gh-pages")
+    pu.add_argument("--no-push", action="store_true", help="commit the branch locally only")
+    ex = sub.add_parser("export", help="a chapter as notebook + MyST for a lab, --student (no solutions) "
+                                       "or --instructor")
+    ex.add_argument("study")
+    edition = ex.add_mutually_exclusive_group(required=True)
+    edition.add_argument("--student", type=Path, metavar="DIR", help="write the edition without solutions here")
+    edition.add_argument("--instructor", type=Path, metavar="DIR", help="write the edition with solutions here")
+    ex.add_argument("--overwrite", action="store_true", help="replace existing files")
+
+
+def _cmd_site(args: argparse.Namespace) -> int:
+    if args.command == "check-book":
+        from lib.runtime.browser_check import BrowserUnavailableError, check_site
+
+        try:
+            report = check_site(args.html or repo_root() / "_build" / "html", screenshot=args.screenshot)
+        except (BrowserUnavailableError, FileNotFoundError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(report.summary())
+        if report.screenshot is not None:
+            print(f"screenshot: {report.screenshot}")
+        return 0 if report.ok else 1
+    if args.command == "publish":
+        from lib.runtime.site import PublishError, publish
+
+        try:
+            commit = publish(args.html, remote=args.remote, branch=args.branch, push=not args.no_push)
+        except PublishError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        print(f"{args.branch} is at {commit}" + ("" if args.no_push else f", pushed to {args.remote}"))
+        return 0
+    from lib.runtime.export import ExportError, export_study
+
+    try:
+        done = export_study(args.study, args.student or args.instructor, student=args.student is not None,
+                            overwrite=args.overwrite)
+    except ExportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{done.study} ({done.edition} edition, {done.exercises} exercises, "
+          f"{done.solutions_removed} solutions removed): {done.notebook} and {done.markdown}")
+    return 0
 
 
 def _cmd_list() -> int:
@@ -173,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_data(args.action, args.name)
         if args.command == "workflow":
             return _cmd_workflow(args)
+        if args.command in ("check-book", "publish", "export"):
+            return _cmd_site(args)
         if args.command == "book":
             from lib.runtime.book import build_book
 

@@ -1,0 +1,152 @@
+"""The book page "Execution of the chapters": every chapter's run with its provenance.
+
+Like Jupyter Book's execution statistics, but read from the runner's records: for every run directory
+``_runs/<study>/<profile>/`` (sweep points, one level deeper, are not chapter runs) the table lists the
+profile, whether the book shows that run, its status, the device, the wall time, the git commit, when it
+finished and the data source. The data source is taken from the run's ``provenance.json`` or
+``metrics.json`` (``data_source``: ``real`` / ``synthetic (reason)``, per dataset) when recorded;
+otherwise it is read off the executed notebook: a chapter that fell back to synthetic data shows the
+notice of :func:`lib.core.report.data_fallback`, one that did not shows none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["COLUMNS", "FALLBACK_NOTICE", "book_profile", "data_source", "execution_records", "execution_table"]
+
+#: Columns of :func:`execution_table`, in order.
+COLUMNS = ("study", "profile", "in book", "status", "device", "wall time", "commit", "finished (UTC)", "data source")
+#: The title that :func:`lib.core.report.data_fallback` puts in an executed chapter.
+FALLBACK_NOTICE = "Real data unavailable: this section runs on the synthetic fallback ("
+
+
+def book_profile(root: Path) -> str | None:
+    """The profile the book being built shows: ``$STUDIES_BOOK_PROFILE``, else read off the staged build.
+
+    ``make book`` builds a staged copy in ``_build/stage/<profile>/``; a page executed there runs with
+    that directory (or one below it) as its working directory. ``None`` outside a book build.
+    """
+    env = os.environ.get("STUDIES_BOOK_PROFILE")
+    if env:
+        return env
+    stage = (Path(root) / "_build" / "stage").resolve()
+    try:
+        rel = Path.cwd().resolve().relative_to(stage)
+    except ValueError:
+        return None
+    return rel.parts[0] if rel.parts else None
+
+
+def _format_source(value: Any) -> str:
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_format_source(v)}" for k, v in value.items())
+    return str(value)
+
+
+def data_source(run_dir: Path, provenance: dict[str, Any] | None = None) -> str:
+    """Where the run's data came from, as recorded (see the module docstring), as one line of text."""
+    run_dir = Path(run_dir)
+    provenance = provenance if provenance is not None else _read_json(run_dir / "provenance.json")
+    for record in (provenance, _read_json(run_dir / "metrics.json")):
+        if record and record.get("data_source") not in (None, "", {}):
+            return _format_source(record["data_source"])
+    notebooks = sorted(run_dir.glob("*.ipynb"))
+    if not notebooks:
+        return "not recorded"
+    fallbacks: list[str] = []
+    for nb in notebooks:
+        text = nb.read_text(encoding="utf-8", errors="replace")
+        start = 0
+        while (i := text.find(FALLBACK_NOTICE, start)) >= 0:
+            name = text[i + len(FALLBACK_NOTICE):].split(")", 1)[0]
+            if name not in fallbacks:
+                fallbacks.append(name)
+            start = i + 1
+    if fallbacks:
+        return "synthetic fallback: " + ", ".join(fallbacks)
+    return "no synthetic fallback"
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _wall(seconds: Any) -> str:
+    if not isinstance(seconds, (int, float)):
+        return "not recorded"
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
+def _device(record: dict[str, Any]) -> str:
+    dev = record.get("device") or {}
+    if not isinstance(dev, dict):
+        return str(dev)
+    name = dev.get("device") or "unknown"
+    detail = dev.get("device_name")
+    return f"{name} ({detail})" if detail and detail != name else str(name)
+
+
+def _commit(record: dict[str, Any]) -> str:
+    git = record.get("git") or {}
+    commit = git.get("commit")
+    if not commit:
+        return "unknown (no git checkout)"
+    return commit[:12] + (" +dirty" if git.get("dirty") else "")
+
+
+def execution_records(runs_dir: Path, *, shown_profile: str | None = None) -> list[dict[str, Any]]:
+    """One record per chapter run ``<runs_dir>/<study>/<profile>/provenance.json``, sorted by study and profile.
+
+    Parameters
+    ----------
+    runs_dir
+        The runs directory (``_runs``); a missing directory gives no records.
+    shown_profile
+        The profile the book shows; its runs are marked ``in book``.
+    """
+    runs_dir = Path(runs_dir)
+    records: list[dict[str, Any]] = []
+    if not runs_dir.is_dir():
+        return records
+    for prov_path in sorted(runs_dir.glob("*/*/provenance.json")):
+        run_dir = prov_path.parent
+        study, profile = run_dir.parent.name, run_dir.name
+        if study.startswith("_"):
+            continue  # _runs/_results and other tables, not runs
+        prov = _read_json(prov_path)
+        if prov is None:
+            records.append({"study": study, "profile": profile, "in book": "", "status": "unreadable provenance.json",
+                            "device": "", "wall time": "", "commit": "", "finished (UTC)": "", "data source": ""})
+            continue
+        profile = str(prov.get("profile") or profile)
+        records.append({
+            "study": str(prov.get("study") or study),
+            "profile": profile,
+            "in book": "yes" if shown_profile is not None and profile == shown_profile else "",
+            "status": str(prov.get("status", "not recorded")),
+            "device": _device(prov),
+            "wall time": _wall(prov.get("duration_s")),
+            "commit": _commit(prov),
+            "finished (UTC)": str(prov.get("ended") or prov.get("started") or "not recorded").replace("+00:00", ""),
+            "data source": data_source(run_dir, prov),
+        })
+    return records
+
+
+def execution_table(runs_dir: Path, *, shown_profile: str | None = None) -> Any:
+    """:func:`execution_records` as a :class:`pandas.DataFrame` with the :data:`COLUMNS`."""
+    import pandas as pd
+
+    return pd.DataFrame(execution_records(runs_dir, shown_profile=shown_profile), columns=list(COLUMNS))
