@@ -7,6 +7,9 @@ every job went through SLURM, a failing job is FAILED there and named by the wor
 the resources derived from the parameter files' ``_profile`` reach sbatch, and a real chapter at ``ci`` gives the
 metrics of a local run.
 
+`make test` runs the first test (two SLURM jobs, one after the other); the two slow ones (a failure and its retry, a
+real chapter) run with `make test-all`, and `.ci/run` runs them after `make test`.
+
 Settings every run here adds to the profile, for a 2-core test node without slurmdbd: ``--slurm-status-command
 squeue`` (the plugin's default, sacct, needs accounting; the controller keeps finished jobs for an hour), a first
 status check after 1 s instead of 40 s, and at most 2 threads per job (the profile's 4 do not fit on 2 cores).
@@ -107,6 +110,7 @@ def test_every_job_through_sbatch_with_the_profiles_resources_then_nothing(slurm
     print(table)  # for the record (pytest -s)
 
 
+@pytest.mark.slow  # three SLURM jobs, two of them one after the other (> 1 min); .ci/run runs it after `make test`
 def test_failing_job_is_retried_named_failed_in_sacct_and_the_others_finish(slurm_cluster, minibook):
     add_study(minibook, "demo2")
     bad = minibook / "parameters" / "demo2" / "ci.yaml"
