@@ -14,15 +14,17 @@ trailing comment that starts with ``check:`` declares value constraints, checked
 anything runs (the cell stays plain Python, so papermill and Jupyter are unaffected; other
 comments are free text)::
 
-    epochs: int = 5            # check: >= 1; training epochs (seed: 10)
+    epochs: int = 5            # check: min 1; training epochs (seed: 10)
     lr: float = 1e-3           # check: > 0, finite
     dropout: float = 0.1       # check: in [0, 1)
     model: str = "unet"        # check: in {"unet", "fcn"}
-    counts: list[int] = [100]  # check: each >= 1, nonempty
+    counts: list[int] = [100]  # check: each min 1, nonempty
 
-Constraints are separated by commas and end at ``;`` (free text may follow): ``> x``,
-``>= x``, ``< x``, ``<= x``, ``!= x``, ``in [a, b]`` / ``in (a, b)`` / ``in [a, b)``
-(intervals), ``in {"a", "b"}`` (choices), ``finite`` and ``nonempty``. For a list, ``each``
+Constraints are separated by commas and end at ``;`` (free text may follow): ``min x``
+(at least x), ``max x`` (at most x), ``> x``, ``< x``, ``in [a, b]`` / ``in (a, b)`` /
+``in [a, b)`` (intervals), ``in {"a", "b"}`` (choices), ``finite`` and ``nonempty``
+(``>= x``, ``<= x`` and ``!= x`` work too, but an ``=`` in the comment makes papermill's
+parameter inspection warn, so prefer ``min``/``max``). For a list, ``each``
 applies the constraints to every element. ``None`` always passes (for ``X | None`` types).
 A parameter file ``parameters/<study>/<profile>.yaml`` is a flat mapping of some of
 those names to values, plus one reserved key, ``_profile``, that describes the
@@ -221,9 +223,10 @@ def parse_constraints(text: str, *, name: str = "?") -> tuple[Constraint, ...]:
         if body == "nonempty":
             out.append(Constraint(part, lambda v: len(v) > 0, each))
             continue
-        m = re.fullmatch(r"(>=|<=|!=|==|>|<)\s*(.+)", body)
+        m = re.fullmatch(r"(>=|<=|!=|==|>|<|min\b|max\b)\s*(.+)", body)
         if m:
-            op, bound = m.group(1), _literal(m.group(2), part, name)
+            op = {"min": ">=", "max": "<="}.get(m.group(1), m.group(1))
+            bound = _literal(m.group(2), part, name)
             out.append(Constraint(part, lambda v, op=op, b=bound: _number(v) and _COMPARE[op](v, b), each))
             continue
         m = re.fullmatch(r"in\s*([\[(])\s*(.+?)\s*,\s*(.+?)\s*([\])])", body)
@@ -241,8 +244,8 @@ def parse_constraints(text: str, *, name: str = "?") -> tuple[Constraint, ...]:
             out.append(Constraint(part, lambda v, c=frozenset(choices): v in c, each))
             continue
         raise ParameterError(
-            f"parameter {name!r}: cannot read the constraint `{part}` in the parameters cell; use >= x, > x, "
-            "<= x, < x, != x, in [a, b], in {\"a\", \"b\"}, finite or nonempty (comma-separated after `check:`, "
+            f"parameter {name!r}: cannot read the constraint `{part}` in the parameters cell; use min x, max x, "
+            "> x, < x, in [a, b], in {\"a\", \"b\"}, finite or nonempty (comma-separated after `check:`, "
             "free text after `;`)"
         )
     return tuple(out)

@@ -12,7 +12,15 @@ files ``parameters/<study>/<profile>.yaml``. :func:`run_study` (also the command
     git commit, versions, device, seed, profile, parameter-file SHA-256, timing, status;
 ``figures/<name>.png``
     every figure the notebook glued with :func:`lib.core.report.figure` (other image outputs as
-    ``cell<N>-<k>.png``).
+    ``cell<N>-<k>.png``);
+``run.key``
+    the run's key (:func:`run_key`), only when it finished with status ``ok``: what the book reuses;
+``kernel.log``
+    the kernel's own stderr (start-up warnings, crashes).
+
+The run writes into a locked temporary sibling ``.<out>.tmp-<pid>`` and replaces the output
+folder with it when it ends, so a folder never mixes two runs; ``provenance.json`` says
+``status: ok | failed | timeout | interrupted`` and each dataset's ``data_source``.
 """
 
 from __future__ import annotations
@@ -510,6 +518,21 @@ def _install(tmp: Path, out_dir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _kernel_manager_class(log_path: Path) -> Any:
+    """A kernel manager whose kernel writes its own stderr (start-up warnings, shutdown noise) to ``log_path``."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class _LoggedKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            kw["stderr"] = open(log_path, "ab")  # noqa: SIM115 - owned by the kernel process
+            try:
+                await super()._async_launch_kernel(kernel_cmd, **kw)
+            finally:
+                kw["stderr"].close()
+
+    return _LoggedKernelManager
+
+
 def _failed_cell(nb: Any, statuses: tuple[str, ...]) -> int | None:
     for i, c in enumerate(nb.cells):
         if c.get("metadata", {}).get("papermill", {}).get("status") in statuses:
@@ -518,16 +541,24 @@ def _failed_cell(nb: Any, statuses: tuple[str, ...]) -> int | None:
 
 
 def _last_started_cell(nb: Any) -> int | None:
-    """The cell that was running when execution stopped: the last code cell papermill did not leave pending."""
+    """The cell that was running when execution stopped: the last code cell papermill gave a start time."""
     last = None
     for i, c in enumerate(nb.cells):
-        if c.cell_type != "code":
-            continue
-        status = c.get("metadata", {}).get("papermill", {}).get("status")
-        if status in (None, "pending"):
-            break
-        last = i
+        if c.cell_type == "code" and c.get("metadata", {}).get("papermill", {}).get("start_time"):
+            last = i
     return last
+
+
+def _mark_unfinished(nb: Any, index: int | None, status: str) -> None:
+    """After a timeout or an interrupt, say so in the cells' papermill metadata (papermill marks all completed)."""
+    for i, c in enumerate(nb.cells):
+        meta = c.get("metadata", {}).get("papermill")
+        if meta is None:
+            continue
+        if index is not None and i == index:
+            meta["status"], meta["exception"] = status, True
+        elif not meta.get("start_time"):
+            meta["status"] = "pending"
 
 
 def _where(st: Study, root: Path, nb: Any, index: int | None) -> tuple[int | None, str]:
@@ -682,7 +713,9 @@ def _execute(st: Study, nb: Any, params: dict[str, Any], info: ProfileInfo, para
     env_keys = ("PYTHONPATH", "STUDIES_RUN_DIR", "STUDIES_ROOT", "MPLBACKEND", "STUDIES_SYNTHETIC_FALLBACK")
     env_backup = {k: os.environ.get(k) for k in env_keys}
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures as notebook outputs
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env_backup["PYTHONPATH"]]))
+    lib_parent = str(Path(__file__).resolve().parents[2])  # the kernel imports the same `lib` as this runner
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(filter(None, [str(root), lib_parent,
+                                                                           env_backup["PYTHONPATH"]])))
     os.environ["STUDIES_RUN_DIR"] = str(tmp)
     os.environ["STUDIES_ROOT"] = str(root)
     os.environ["STUDIES_SYNTHETIC_FALLBACK"] = "1" if fallback else "0"
@@ -708,9 +741,10 @@ def _execute(st: Study, nb: Any, params: dict[str, Any], info: ProfileInfo, para
             progress_bar=progress,
             log_output=log_output,
             request_save_on_cell_execute=True,
+            kernel_manager_class=_kernel_manager_class(tmp / "kernel.log"),
         )
-    except execution_error as err:
-        error, status = err, "failed"
+    except execution_error as err:  # Ctrl-C in a terminal reaches the kernel too: its cell raises KeyboardInterrupt
+        error, status = err, "interrupted" if getattr(err, "ename", "") == "KeyboardInterrupt" else "failed"
     except KeyboardInterrupt as err:
         error, status = err, "interrupted"
     except Exception as err:
@@ -751,7 +785,9 @@ def _execute(st: Study, nb: Any, params: dict[str, Any], info: ProfileInfo, para
         if index is None:
             index = getattr(error, "cell_index", None)
     elif status in ("timeout", "interrupted"):
-        index = _last_started_cell(executed)
+        index = _failed_cell(executed, ("failed",)) if getattr(error, "ename", "") else None
+        index = index if index is not None else _last_started_cell(executed)
+        _mark_unfinished(executed, index, status)
     ordinal, where = _where(st, root, executed, index)
     if status != "ok":
         record["failed_cell"] = where
@@ -786,12 +822,14 @@ def _execute(st: Study, nb: Any, params: dict[str, Any], info: ProfileInfo, para
         ename = getattr(error, "ename", type(error).__name__)
         evalue = getattr(error, "evalue", str(error))
         tb = _ANSI.sub("", "\n".join(getattr(error, "traceback", []) or []))
-        raise StudyExecutionError(
+        exc = StudyExecutionError(
             f"study {st.name!r} (profile {profile_name!r}) failed in {where}: "
-            f"{ename}: {evalue}\n{tb}\nThe partial notebook is kept at {out_nb}",
+            f"{ename}: {evalue}. The partial notebook, with the cell's traceback, is kept at {out_nb}",
             notebook=out_nb,
             cell=ordinal,
             ename=ename,
             evalue=evalue,
         )
+        exc.cell_traceback = tb  # type: ignore[attr-defined]
+        raise exc
     return RunResult(st.name, profile_name, out_dir, out_nb, metrics, record, figures)
