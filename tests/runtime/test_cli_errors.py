@@ -316,3 +316,19 @@ def test_parameter_constraints_are_shown_by_params(env_root, capsys):
     assert main(["params", "demo"]) == 0
     out = capsys.readouterr().out
     assert "(min 1)" in out and "(finite, > 0)" in out
+
+
+def test_workflow_table_prints_each_study_with_status_and_data(env_root, capsys):
+    run = env_root / "_runs" / "demo" / "paper"
+    run.mkdir(parents=True)
+    (run / "provenance.json").write_text(json.dumps({
+        "status": "ok", "duration_s": 12.5, "device": {"device": "cuda", "device_name": "H200"},
+        "data_sources": {"unitobrain-samples": "real"}}))
+    (run / "metrics.json").write_text(json.dumps({"total": 42.0, "n_labels": 2, "_data_sources": {}}))
+    assert main(["workflow", "table", "--profile", "paper"]) == 0
+    out = capsys.readouterr().out
+    assert "demo" in out and "ok" in out and "12.5 s on H200" in out and "unitobrain-samples: real" in out
+    assert "total=42" in out and "_data_sources" not in out
+    (run / "provenance.json").unlink()
+    assert main(["workflow", "table", "--profile", "paper"]) == 1
+    assert "not run" in capsys.readouterr().out
