@@ -534,6 +534,8 @@ def download_dataset(name: str, *, repair: bool = False, progress: bool = True) 
         else:
             _download_verbatim(ds, staging, base, progress=progress)
     except OSError as err:
+        if not any(staging.iterdir()):
+            staging.rmdir()  # nothing to resume
         raise DataUnavailableError(
             f"downloading dataset {ds.name!r} failed: {err}. What was downloaded is kept in {staging}; run "
             f"`python -m lib data fetch {ds.name}` again to resume."

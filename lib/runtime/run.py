@@ -234,8 +234,11 @@ def resolve_parameters(
     if overrides:
         params.update(validate(specs, dict(overrides), source="--set"))
     name = str(params.get("profile", path.stem)) if params_file is not None else str(profile)
-    if params_file is not None:
-        check_profile_name(name, source=f"{path}: profile" if "profile" in values else f"{path}: file name")
+    if params_file is not None and "profile" in values:
+        check_profile_name(name, source=f"{path}: profile")
+    elif params_file is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise ParameterError(f"{path}: the file name {name!r} names the run's folder; use letters, digits, '_', "
+                             "'.' or '-' (rename the file or give --out)")
     if "profile" in specs:
         if "profile" in values and params_file is None and values["profile"] != profile:
             raise ParameterError(
@@ -671,8 +674,8 @@ def run_study(
     lock = _acquire_lock(out_dir)
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
     try:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        for stale in [*out_dir.parent.glob(f".{out_dir.name}.tmp-*"), *out_dir.parent.glob(f".{out_dir.name}.old-*")]:
+            shutil.rmtree(stale, ignore_errors=True)  # left by killed runs; we hold the lock
         tmp.mkdir()
         return _execute(st, nb, params, info, params_path, profile_name, all_overrides, key, tmp, out_dir, root,
                         timeout=timeout, progress=progress, log_output=log_output, papermill=papermill,
@@ -824,7 +827,7 @@ def _execute(st: Study, nb: Any, params: dict[str, Any], info: ProfileInfo, para
         tb = _ANSI.sub("", "\n".join(getattr(error, "traceback", []) or []))
         exc = StudyExecutionError(
             f"study {st.name!r} (profile {profile_name!r}) failed in {where}: "
-            f"{ename}: {evalue}. The partial notebook, with the cell's traceback, is kept at {out_nb}",
+            f"{ename}: {str(evalue).rstrip('.')}. The partial notebook, with the cell's traceback, is kept at {out_nb}",
             notebook=out_nb,
             cell=ordinal,
             ename=ename,

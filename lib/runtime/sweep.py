@@ -256,7 +256,7 @@ _COLUMNS = ["study", "profile", "sweep", "point", "run", "metric", "value", "sta
 
 
 def data_source_text(sources: Any) -> str:
-    """One cell of the ``data_source`` column: ``"nist-pgaa: real; dsb2018: synthetic (reason)"`` (``""``: none read)."""
+    """One ``data_source`` cell, e.g. ``"nist-pgaa: real; dsb2018: synthetic (reason)"`` (``""``: no dataset read)."""
     if not isinstance(sources, dict):
         return ""
     return "; ".join(f"{k}: {v}" for k, v in sorted(sources.items()))
@@ -292,8 +292,8 @@ def gather_runs(runs_dir: str | Path):
     prov_files = sorted(runs_dir.glob("*/*/provenance.json")) + sorted(runs_dir.glob("*/*/*/provenance.json"))
     for prov_path in prov_files:
         rel = prov_path.parent.relative_to(runs_dir)
-        if rel.parts[0].startswith(("_", ".")):
-            continue
+        if rel.parts[0].startswith(("_", ".")) or any(part.startswith(".") for part in rel.parts):
+            continue  # _results, _logs, and the runner's temporary .<run>.tmp-<pid> folders
         prov = _read_json(prov_path)
         metrics_path = prov_path.parent / "metrics.json"
         metrics = _read_json(metrics_path) if metrics_path.is_file() else {}
