@@ -332,3 +332,16 @@ def test_workflow_table_prints_each_study_with_status_and_data(env_root, capsys)
     (run / "provenance.json").unlink()
     assert main(["workflow", "table", "--profile", "paper"]) == 1
     assert "not run" in capsys.readouterr().out
+
+
+def test_smoke_runs_get_their_own_folder_and_key(env_root, capsys):
+    assert main(["run", "demo", "--profile", "ci", "--smoke", "--quiet"]) == 2
+    assert "declares no _profile.smoke overrides" in _err(capsys)
+    runs = env_root / "_runs" / "demo"
+    assert main(["run", "demo", "--profile", "lab", "--smoke", "--quiet", "--out", str(runs / "lab")]) == 2
+    assert "holds only runs of the unchanged profile" in _err(capsys)
+    assert main(["run", "demo", "--profile", "lab", "--smoke", "--quiet"]) == 0
+    assert "total = 6.0" in capsys.readouterr().out  # n=3 from _profile.smoke, scale=2 from lab.yaml
+    prov = json.loads((runs / "lab-smoke" / "provenance.json").read_text())
+    assert prov["overrides"] == {"n": 3} and prov["status"] == "ok"
+    assert sorted(p.name for p in runs.iterdir()) == ["lab-smoke"]
