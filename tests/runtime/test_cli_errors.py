@@ -345,3 +345,19 @@ def test_smoke_runs_get_their_own_folder_and_key(env_root, capsys):
     prov = json.loads((runs / "lab-smoke" / "provenance.json").read_text())
     assert prov["overrides"] == {"n": 3} and prov["status"] == "ok"
     assert sorted(p.name for p in runs.iterdir()) == ["lab-smoke"]
+
+
+def test_gathered_tables_carry_the_data_source_and_skip_temporary_folders(tmp_path):
+    from lib.runtime import results, sweep
+
+    runs = tmp_path / "_runs"
+    for folder, sources in (("ci", {"nist-pgaa": "synthetic (dataset 'nist-pgaa' is not available)"}),
+                            (".ci.tmp-123", {"nist-pgaa": "real"})):
+        (runs / "demo" / folder).mkdir(parents=True)
+        (runs / "demo" / folder / "provenance.json").write_text(json.dumps(
+            {"study": "demo", "profile": "ci", "status": "ok", "data_sources": sources}))
+        (runs / "demo" / folder / "metrics.json").write_text(json.dumps({"total": 1.0, "_data_sources": sources}))
+    table = sweep.gather_runs(runs)
+    assert list(table["run"]) == ["demo/ci"] and list(table["metric"]) == ["total"]
+    assert table["data_source"][0] == "nist-pgaa: synthetic (dataset 'nist-pgaa' is not available)"
+    assert results.run_summary(table)["data"][0].startswith("nist-pgaa: synthetic")
