@@ -5,6 +5,9 @@
 #   make publish  - _build/html onto the gh-pages branch and push it (ghp-import)
 #   make workflow - every study at its ci and lab profiles plus the parameter sweeps on CORES cores (Snakemake),
 #                   then the gathered tables _runs/_results/*.csv; `make workflow-dry` lists what is stale
+#   make paper    - the four paper profiles through the workflow (one GPU job at a time), then a table of
+#                   their headline numbers (studies workflow table --profile paper)
+#   make test-all - the tests including the slow ones (the lab goals and the four paper --smoke runs)
 # Options: PROFILE=paper (book from another profile), PYTHON=python3.11, VENV=.venv, SHARED=../shared,
 #          CORES=2, WORKFLOW_ARGS="--config profiles=[paper] --resources gpu=1" (extra snakemake arguments)
 
@@ -27,14 +30,15 @@ endif
 export MPLBACKEND ?= Agg
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help venv test test-all book book-clean check-book publish lint clean workflow workflow-dry
+.PHONY: help venv test test-all book book-clean check-book publish lint clean workflow workflow-dry paper
 
 help:
 	@echo "make book  [PROFILE=lab|paper]  run all studies and build _build/html/index.html"
 	@echo "make check-book                 open every page of _build/html in headless Chromium and check it"
 	@echo "make publish                    put _build/html on the gh-pages branch and push it (ghp-import)"
 	@echo "make test                       run the tests (what CI runs)"
-	@echo "make test-all                   also the slow tests"
+	@echo "make test-all                   also the slow tests (lab goals, paper --smoke runs)"
+	@echo "make paper [CORES=16]           the four paper profiles (GPU box) and a table of their numbers"
 	@echo "make lint                       ruff on lib/ tests/ benchmarks/"
 	@echo "make workflow [CORES=2]         ci + lab of every study and the sweeps (Snakemake), then _runs/_results/"
 	@echo "make workflow-dry               what the workflow would run, and why"
@@ -71,6 +75,11 @@ book-clean:
 
 workflow: venv
 	$(VENV)/bin/snakemake --cores $(CORES) --keep-going $(WORKFLOW_ARGS)
+
+paper: venv
+	set -o pipefail; $(VENV)/bin/snakemake --cores $(CORES) --keep-going --resources gpu=1 \
+	  --config profiles=[paper] sweeps=false $(WORKFLOW_ARGS); status=$$?; \
+	  $(PY) -m lib workflow table --profile paper; exit $$status
 
 workflow-dry: venv
 	$(VENV)/bin/snakemake --dry-run $(WORKFLOW_ARGS)

@@ -125,13 +125,39 @@ def admonition(kind: str, title: str, body_markdown: str) -> None:
 
 
 def data_fallback(dataset: str, reason: str) -> None:
-    """Say, visibly, that a section runs on synthetic data because ``dataset`` is unavailable.
+    """Say, visibly, that a section runs on synthetic data because ``dataset`` is absent; record it for the run.
 
-    The notice names the dataset, why it could not be had, its public source and how to
-    make it available (cache directory or mirror environment variable).
+    The notice names the dataset, the whole reason it could not be had (the full message
+    :func:`lib.core.registry.fetch` raised, even when the chapter passes only part of it),
+    its public source and how to make it available. Inside a run the dataset's
+    ``data_source`` is recorded as ``synthetic (<reason>)`` for ``metrics.json`` and
+    ``provenance.json``.
+
+    Raises
+    ------
+    lib.core.registry.ChecksumError
+        This run found a corrupt or incomplete copy of ``dataset``: that is never a reason to
+        fall back, so the error is raised again even if the chapter caught it.
+    lib.core.registry.SyntheticFallbackError
+        The run's profile forbids synthetic fallback (``_profile.synthetic_fallback: false``,
+        the default of ``paper``).
     """
     from lib.core import registry
 
+    recorded = registry.recorded_data_sources().get(dataset, "")
+    if recorded.startswith("error ("):
+        raise registry.ChecksumError(recorded[len("error ("):-1])
+    full = registry.last_unavailable_reason(dataset)
+    if full and (not reason or full.startswith(reason.strip().rstrip(".")) or reason.startswith(full)):
+        reason = full
+    if not registry.synthetic_fallback_allowed():
+        registry.record_data_source(dataset, f"error (absent; synthetic fallback not allowed: {reason})")
+        raise registry.SyntheticFallbackError(
+            f"dataset {dataset!r} is unavailable and this profile does not allow a synthetic fallback "
+            f"(_profile.synthetic_fallback is false): {reason} Make the data available "
+            f"(`python -m lib data fetch {dataset}`, or set {registry.MIRROR_ENV}) and run again."
+        )
+    registry.record_data_source(dataset, f"synthetic ({reason})")
     try:
         ds = registry.get(dataset)
         howto = registry.how_to_obtain(ds)

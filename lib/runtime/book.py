@@ -35,6 +35,7 @@ from lib.runtime.run import (
     StudyExecutionError,
     get_study,
     list_studies,
+    read_metrics,
     repo_root,
     resolve_parameters,
     run_key,
@@ -83,16 +84,22 @@ def study_chapters(root: Path | None = None) -> list[str]:
 
 
 def _reusable(name: str, profile: str, out: Path, key: str) -> RunResult | None:
-    """The finished, successful run in ``out`` whose key is ``key``, or ``None``."""
+    """The finished, successful run in ``out`` whose key is ``key``, or ``None``.
+
+    Reused only when ``run.key`` (written by the runner for successful runs only) and the key
+    recorded in ``provenance.json`` both equal ``key`` (which covers the parameter file, the
+    code and the overrides: a ``--set`` or ``--smoke`` run never matches the profile's key), the
+    status is ``ok`` and no overrides were applied.
+    """
     key_file = out / "run.key"
     if not (key_file.is_file() and key_file.read_text().strip() == key and (out / f"{name}.ipynb").is_file()):
         return None
     try:
         prov = json.loads((out / "provenance.json").read_text())
-        metrics = json.loads((out / "metrics.json").read_text())
+        metrics = read_metrics(out / "metrics.json")
     except (OSError, ValueError):
         return None
-    if prov.get("status") != "ok":
+    if prov.get("status") != "ok" or prov.get("overrides") or prov.get("run_key", key) != key:
         return None
     return RunResult(name, profile, out, out / f"{name}.ipynb", metrics, prov, reused=True)
 
@@ -181,8 +188,7 @@ def run_studies(
             print(f"[book] {name}/{profile}: executing", file=sys.stderr)
             (out / "run.key").unlink(missing_ok=True)
             t1 = time.perf_counter()
-            res = run_study(name, profile, out=out, root=root, progress=progress)
-            (out / "run.key").write_text(keys[name] + "\n")
+            res = run_study(name, profile, out=out, root=root, progress=progress)  # writes run.key itself
             runs[name] = StudyRun(name, res, False, time.perf_counter() - t1)
     return [runs[n] for n in names]
 

@@ -10,7 +10,9 @@
     studies check-book                            # open every page of _build/html in headless Chromium, check it
     studies publish                               # _build/html onto the gh-pages branch (ghp-import) and push
     studies export pgnaa --student handout/       # notebook + MyST without solutions (--instructor: with)
-    studies data list | fetch NAME | verify NAME  # the dataset registry
+    studies data list | fetch NAME | verify NAME  # the dataset registry (fetch: download, resume, verify)
+    studies run nuclei --profile paper --smoke    # a paper profile with short loops (_profile.smoke)
+    studies workflow table --profile paper        # headline numbers of every study's run at a profile
     studies workflow points pgnaa sweep_epochs     # the points of a sweep file (run them with snakemake)
     studies workflow gather                       # every run under _runs/ into _runs/_results/*.csv
 """
@@ -26,6 +28,7 @@ from lib.runtime.params import ParameterError, parse_override
 from lib.runtime.run import (
     StudyError,
     StudyExecutionError,
+    StudyInterruptedError,
     chapter_parameters,
     get_study,
     list_studies,
@@ -48,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one parameter (value read as YAML); repeatable")
     r.add_argument("--out", type=Path, default=None, help="output directory (default: _runs/<study>/<profile>)")
-    r.add_argument("--timeout", type=int, default=None, help="per-cell time limit in seconds")
+    r.add_argument("--timeout", type=_positive_int, default=None, help="per-cell time limit in seconds (> 0)")
     r.add_argument("--smoke", action="store_true",
                    help="apply the profile's _profile.smoke overrides (short loops, full model and input sizes)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -72,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="the dataset registry")
     d.add_argument("action", choices=["list", "fetch", "verify"])
     d.add_argument("name", nargs="?")
+    d.add_argument("--repair", action="store_true", help="fetch: remove an invalid cache copy and download it again")
 
     w = sub.add_parser("workflow", help="helpers of the Snakemake workflow (workflow/Snakefile): sweeps, tables")
     wsub = w.add_subparsers(dest="action", required=True)
@@ -85,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     ws.add_argument("study")
     ws.add_argument("profile")
     ws.add_argument("--out", type=Path, required=True, help="the run's output directory")
+    wt = wsub.add_parser("table", help="headline numbers of each study's run at a profile (from metrics.json)")
+    wt.add_argument("--profile", default="paper")
+    wt.add_argument("--runs", type=Path, default=None, help="runs directory (default: _runs)")
+    wt.add_argument("--metrics", type=int, default=6, help="numbers shown per study (default 6)")
     return p
 
 
@@ -142,6 +150,16 @@ def _cmd_site(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {value}")
+    return value
+
+
 def _cmd_list() -> int:
     rows = []
     for st in list_studies():
@@ -163,26 +181,29 @@ def _cmd_params(name: str) -> int:
     specs = chapter_parameters(st)
     width = max(len(s) for s in specs)
     for spec in specs.values():
-        print(f"{spec.name.ljust(width)}  {spec.type_text:<16} default {spec.default!r}")
+        check = f"  ({spec.constraint_text})" if spec.constraint_text else ""
+        print(f"{spec.name.ljust(width)}  {spec.type_text:<16} default {spec.default!r}{check}")
     return 0
 
 
-def _cmd_data(action: str, name: str | None) -> int:
+def _cmd_data(action: str, name: str | None, *, repair: bool = False) -> int:
     from lib.core import registry
 
     if action == "list":
         for n in registry.names():
             ds = registry.get(n)
-            print(f"{n:<20} {len(ds.files):>5} files  {ds.description}")
+            how = "no public source" if ds.no_public_source else "downloadable"
+            print(f"{n:<20} {len(ds.files):>5} files  {how:<17} {ds.description}")
         return 0
     if name is None:
         raise StudyError(f"`data {action}` needs a dataset name; registered: {', '.join(registry.names())}")
+    ds = registry.get(name)
     if action == "fetch":
-        print(registry.fetch(name))
+        root = registry.download_dataset(name, repair=repair)
+        print(f"{name}: all {len(ds.files)} files verified at {root}")
         return 0
     root = registry.fetch(name, download=False)
-    registry.verify(name, root)
-    print(f"{name}: all {len(registry.get(name).files)} files verified at {root}")
+    print(f"{name}: all {len(ds.files)} files verified at {root}")
     return 0
 
 
@@ -201,68 +222,112 @@ def _cmd_workflow(args: argparse.Namespace) -> int:
         for path in written:
             print(path)
         return 0
+    if args.action == "table":
+        return _cmd_table(args)
+    import json
+
     st = get_study(args.study)
-    if not (args.out / "provenance.json").is_file():
+    prov_path = args.out / "provenance.json"
+    if not prov_path.is_file():
         raise StudyError(f"{args.out} holds no finished run (no provenance.json); run the study first")
+    prov = json.loads(prov_path.read_text(encoding="utf-8"))
     _, _, params_path, _ = resolve_parameters(st, args.profile)
-    (args.out / "run.key").write_text(run_key(st, params_path) + "\n")
+    key = run_key(st, params_path)
+    if prov.get("status") != "ok" or prov.get("overrides") or prov.get("run_key") not in (None, key):
+        raise StudyError(
+            f"{args.out} holds a run with status {prov.get('status')!r} and overrides {prov.get('overrides') or {}}, "
+            f"not a finished run of profile {args.profile!r} as it is; it is not stamped for reuse"
+        )
+    (args.out / "run.key").write_text(key + "\n")
     return 0
 
 
-def _smoke_overrides(study: str, profile: str | None, params_file: Path | None) -> dict:
-    """The ``_profile.smoke`` block of the profile (or parameter file) a ``--smoke`` run uses."""
-    from lib.runtime.params import load_parameter_file
+def _cmd_table(args: argparse.Namespace) -> int:
+    """Headline numbers of ``_runs/<study>/<profile>/metrics.json`` for every study, with status and data source."""
+    import json
 
-    path = params_file if params_file is not None else get_study(study).parameter_dir / f"{profile}.yaml"
-    smoke = load_parameter_file(path)[1].smoke
-    if not smoke:
-        raise StudyError(f"{path} declares no _profile.smoke overrides; --smoke needs them (e.g. smoke: {{epochs: 1}})")
-    return dict(smoke)
+    from lib.runtime.run import read_metrics
+
+    runs = args.runs if args.runs is not None else repo_root() / "_runs"
+    rows = []
+    for st in list_studies():
+        out = runs / st.name / args.profile
+        prov = out / "provenance.json"
+        if not prov.is_file():
+            rows.append((st.name, "not run", "", "", ""))
+            continue
+        p = json.loads(prov.read_text(encoding="utf-8"))
+        metrics = read_metrics(out / "metrics.json") if (out / "metrics.json").is_file() else {}
+        sources = ", ".join(f"{k}: {v.split(' (')[0]}" for k, v in (p.get("data_sources") or {}).items()) or "-"
+        shown = "; ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in list(metrics.items())[: args.metrics])
+        dev = (p.get("device") or {}).get("device_name") or (p.get("device") or {}).get("device") or "?"
+        rows.append((st.name, p.get("status", "?"), f"{p.get('duration_s', '?')} s on {dev}", sources, shown))
+    header = ("study", "status", "time", "data", f"first {args.metrics} metrics")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
+    for row in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row[:4], widths)) + "  " + row[4])
+    return 0 if all(r[1] == "ok" for r in rows) else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the process exit code (2: bad input, 1: a study failed)."""
+    """Entry point; returns the process exit code.
+
+    0: success; 1: a study failed, timed out or data are corrupt/unavailable; 2: bad input
+    (nothing ran); 130: interrupted. Every error is one paragraph on stderr, never a traceback.
+    """
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "list":
-            return _cmd_list()
-        if args.command == "params":
-            return _cmd_params(args.study)
-        if args.command == "data":
-            return _cmd_data(args.action, args.name)
-        if args.command == "workflow":
-            return _cmd_workflow(args)
-        if args.command in ("check-book", "publish", "export"):
-            return _cmd_site(args)
-        if args.command == "book":
-            from lib.runtime.book import build_book
-
-            build_book(args.profile, force=args.force, studies=args.study, progress=not args.quiet, cores=args.cores)
-            return 0
-        overrides = dict(parse_override(o) for o in args.overrides)
-        profile = args.profile if args.profile is not None else (None if args.params else "lab")
-        if args.smoke:
-            overrides = {**_smoke_overrides(args.study, profile, args.params), **overrides}
-            if args.out is None:  # a smoke run never lands in the profile's own folder
-                args.out = repo_root() / "_runs" / args.study / f"{profile or Path(args.params).stem}-smoke"
-        res = run_study(
-            args.study, profile, overrides=overrides, params_file=args.params, out=args.out,
-            cell_timeout=args.timeout, progress=not args.quiet, log_output=args.log_output,
-        )
-    except (StudyError, ParameterError, KeyError) as err:
-        print(f"error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
+        return _dispatch(args)
+    except (StudyError, ParameterError) as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyError as err:
+        print(f"error: {err.args[0] if err.args else err}", file=sys.stderr)
+        return 2
+    except StudyInterruptedError as err:
+        print(f"interrupted: {err}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted: nothing was recorded (the run had not started)", file=sys.stderr)
+        return 130
     except StudyExecutionError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except Exception as err:  # data errors, book build failures: say what failed, no traceback soup
-        from lib.core.registry import DataUnavailableError
+        from lib.core.registry import ChecksumError, DataUnavailableError
 
-        if isinstance(err, (DataUnavailableError, RuntimeError)):
+        if isinstance(err, (ChecksumError, DataUnavailableError, RuntimeError, OSError, ValueError)):
             print(f"error: {err}", file=sys.stderr)
             return 1
         raise
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "list":
+        return _cmd_list()
+    if args.command == "params":
+        return _cmd_params(args.study)
+    if args.command == "data":
+        return _cmd_data(args.action, args.name, repair=args.repair)
+    if args.command == "workflow":
+        return _cmd_workflow(args)
+    if args.command in ("check-book", "publish", "export"):
+        return _cmd_site(args)
+    if args.command == "book":
+        from lib.runtime.book import build_book
+
+        build_book(args.profile, force=args.force, studies=args.study, progress=not args.quiet, cores=args.cores)
+        return 0
+    overrides = dict(parse_override(o) for o in args.overrides)
+    profile = args.profile if args.profile is not None else (None if args.params else "lab")
+    res = run_study(
+        args.study, profile, overrides=overrides, params_file=args.params, out=args.out, smoke=args.smoke,
+        cell_timeout=args.timeout, progress=not args.quiet, log_output=args.log_output,
+    )
     print(f"{res.study}/{res.profile}: ok in {res.provenance['duration_s']} s -> {res.out_dir}")
+    for name, source in (res.provenance.get("data_sources") or {}).items():
+        print(f"  data {name}: {source}")
     for k, v in res.metrics.items():
         print(f"  {k} = {v}")
     return 0

@@ -9,7 +9,23 @@ A study notebook declares its parameters in its first code cell, tagged
     counts: list[int] = [100, 1000]
     checkpoint: str | None = None
 
-The annotation (or, without one, the type of the literal) is the declared type.
+The annotation (or, without one, the type of the literal) is the declared type. A
+trailing comment that starts with ``check:`` declares value constraints, checked before
+anything runs (the cell stays plain Python, so papermill and Jupyter are unaffected; other
+comments are free text)::
+
+    epochs: int = 5            # check: min 1; training epochs (seed: 10)
+    lr: float = 1e-3           # check: > 0, finite
+    dropout: float = 0.1       # check: in [0, 1)
+    model: str = "unet"        # check: in {"unet", "fcn"}
+    counts: list[int] = [100]  # check: each min 1, nonempty
+
+Constraints are separated by commas and end at ``;`` (free text may follow): ``min x``
+(at least x), ``max x`` (at most x), ``> x``, ``< x``, ``in [a, b]`` / ``in (a, b)`` /
+``in [a, b)`` (intervals), ``in {"a", "b"}`` (choices), ``finite`` and ``nonempty``
+(``>= x``, ``<= x`` and ``!= x`` work too, but an ``=`` in the comment makes papermill's
+parameter inspection warn, so prefer ``min``/``max``). For a list, ``each``
+applies the constraints to every element. ``None`` always passes (for ``X | None`` types).
 A parameter file ``parameters/<study>/<profile>.yaml`` is a flat mapping of some of
 those names to values, plus one reserved key, ``_profile``, that describes the
 profile (``description``, ``expected_runtime``, ``device``) and is not passed to the
@@ -41,6 +57,9 @@ __all__ = [
     "parse_override",
     "validate",
     "PROFILE_KEY",
+    "STRICT_PROFILES",
+    "Constraint",
+    "parse_constraints",
     "SWEEP_KEY",
     "load_sweep_block",
 ]
@@ -50,12 +69,32 @@ PROFILE_KEY = "_profile"
 #: Reserved key of a parameter file declaring a sweep: ``{grid: {name: [values, ...]}, metrics: [names]}``.
 SWEEP_KEY = "_sweep"
 _PROFILE_FIELDS = {"description": str, "expected_runtime": str, "device": str, "cell_timeout": int, "mem_mb": int,
-                  "smoke": dict}
+                  "smoke": dict, "synthetic_fallback": bool}
+#: Profiles whose runs may never fall back to synthetic data (``_profile.synthetic_fallback`` defaults to False).
+STRICT_PROFILES = frozenset({"paper"})
 _PROFILE_DEVICES = ("cpu", "gpu")
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML 1.1 safe loader that also reads ``1e-3`` (no dot) as a float, as users expect."""
+    """YAML 1.1 safe loader that also reads ``1e-3`` (no dot) as a float and rejects duplicate keys."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                continue
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None,
+                    f"duplicate key {key!r} (line {seen[key] + 1} and line {key_node.start_mark.line + 1}); "
+                    "keep one of them",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(
@@ -88,16 +127,151 @@ class ParamSpec:
     default: Any
     type_text: str
     check: Callable[[Any], Any] = field(repr=False, compare=False)
+    #: the constraint text of the trailing comment (``""``: none) and its checks
+    constraint_text: str = ""
+    constraints: tuple[Constraint, ...] = field(default=(), repr=False, compare=False)
 
     def coerce(self, value: Any, *, source: str) -> Any:
-        """Validate ``value`` against the declared type; ints are widened to float where a float is declared."""
+        """Validate ``value`` against the declared type and constraints; ints are widened to float for a float."""
         try:
-            return self.check(value)
+            out = self.check(value)
         except _TypeMismatch as err:
             raise ParameterError(
                 f"{source}: parameter {self.name!r} expects {self.type_text}, got {_describe(value)}"
                 + (f" ({err})" if str(err) else "")
             ) from None
+        for c in self.constraints:
+            c.check(self.name, out, source=source)
+        return out
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """One value constraint of a parameter (from the trailing comment of its line in the parameters cell)."""
+
+    text: str
+    test: Callable[[Any], bool] = field(repr=False, compare=False)
+    each: bool = False
+
+    def check(self, name: str, value: Any, *, source: str) -> None:
+        """Raise :class:`ParameterError` naming key, constraint and value when ``value`` violates it."""
+        if value is None:
+            return
+        items = list(enumerate(value)) if self.each and isinstance(value, list) else [(None, value)]
+        for i, item in items:
+            try:
+                ok = bool(self.test(item))
+            except TypeError:
+                ok = False
+            if not ok:
+                which = f" element {i}" if i is not None else ""
+                raise ParameterError(
+                    f"{source}: parameter {name!r}{which} must satisfy `{self.text}`, got {item!r}; "
+                    "give a value that does (the constraint is declared in the chapter's parameters cell)"
+                )
+
+
+_COMPARE = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
+            "<": lambda a, b: a < b, "!=": lambda a, b: a != b, "==": lambda a, b: a == b}
+
+
+def _finite(v: Any) -> bool:
+    import math
+
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _split_top(text: str, sep: str = ",") -> list[str]:
+    """Split at ``sep`` where it is not inside brackets or quotes."""
+    parts, depth, quote, cur = [], 0, None, ""
+    for ch in text:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[({":
+            depth += 1
+        elif ch in "])}":
+            depth -= 1
+        elif ch == sep and depth == 0:
+            parts.append(cur.strip())
+            cur = ""
+            continue
+        cur += ch
+    if cur.strip():
+        parts.append(cur.strip())
+    return parts
+
+
+def parse_constraints(text: str, *, name: str = "?") -> tuple[Constraint, ...]:
+    """Parse the constraint comment of one parameter (see the module docstring for the syntax)."""
+    text = text.strip()
+    if not text.startswith("check:"):
+        return ()
+    text = _split_top(text[len("check:"):], sep=";")[0] if text[len("check:"):].strip() else ""
+    out: list[Constraint] = []
+    for part in _split_top(text):
+        each = part.startswith("each ")
+        body = part[5:].strip() if each else part
+        if body == "finite":
+            out.append(Constraint(part, _finite, each))
+            continue
+        if body == "nonempty":
+            out.append(Constraint(part, lambda v: len(v) > 0, each))
+            continue
+        m = re.fullmatch(r"(>=|<=|!=|==|>|<|min\b|max\b)\s*(.+)", body)
+        if m:
+            op = {"min": ">=", "max": "<="}.get(m.group(1), m.group(1))
+            bound = _literal(m.group(2), part, name)
+            out.append(Constraint(part, lambda v, op=op, b=bound: _number(v) and _COMPARE[op](v, b), each))
+            continue
+        m = re.fullmatch(r"in\s*([\[(])\s*(.+?)\s*,\s*(.+?)\s*([\])])", body)
+        if m:
+            lo, hi = _literal(m.group(2), part, name), _literal(m.group(3), part, name)
+            lo_ok = (lambda v, lo=lo: v >= lo) if m.group(1) == "[" else (lambda v, lo=lo: v > lo)
+            hi_ok = (lambda v, hi=hi: v <= hi) if m.group(4) == "]" else (lambda v, hi=hi: v < hi)
+            out.append(Constraint(part, lambda v, a=lo_ok, b=hi_ok: _number(v) and a(v) and b(v), each))
+            continue
+        m = re.fullmatch(r"in\s*(\{.*\})", body)
+        if m:
+            choices = _literal(m.group(1), part, name)
+            if not isinstance(choices, (set, frozenset)):
+                raise ParameterError(f"parameter {name!r}: constraint `{part}` must list choices as {{a, b}}")
+            out.append(Constraint(part, lambda v, c=frozenset(choices): v in c, each))
+            continue
+        raise ParameterError(
+            f"parameter {name!r}: cannot read the constraint `{part}` in the parameters cell; use min x, max x, "
+            "> x, < x, in [a, b], in {\"a\", \"b\"}, finite or nonempty (comma-separated after `check:`, "
+            "free text after `;`)"
+        )
+    return tuple(out)
+
+
+def _literal(text: str, part: str, name: str) -> Any:
+    try:
+        return ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+        raise ParameterError(f"parameter {name!r}: constraint `{part}`: {text.strip()!r} is not a literal") from None
+
+
+def _trailing_comment(source: str, lineno: int, end_lineno: int) -> str:
+    """The comment at the end of the last line of a statement (``""`` when none)."""
+    import io
+    import tokenize
+
+    lines = source.splitlines()
+    snippet = "\n".join(lines[lineno - 1 : end_lineno]) + "\n"
+    try:
+        toks = [t for t in tokenize.generate_tokens(io.StringIO(snippet).readline) if t.type == tokenize.COMMENT]
+    except (tokenize.TokenError, SyntaxError):
+        return ""
+    last = end_lineno - lineno + 1
+    comments = [t.string for t in toks if t.start[0] == last]
+    return comments[-1][1:].strip() if comments else ""
 
 
 @dataclass(frozen=True)
@@ -111,6 +285,14 @@ class ProfileInfo:
     mem_mb: int | None = None  #: memory a run needs, MB (for workflow schedulers; None: their default)
     #: loop-length overrides (epochs, steps, subjects) that make a full-size run short: ``--smoke``
     smoke: dict[str, Any] = field(default_factory=dict)
+    #: may a chapter fall back to synthetic data when a dataset is absent? (None: no for ``paper``, else yes)
+    synthetic_fallback: bool | None = None
+
+    def allows_synthetic_fallback(self, profile: str) -> bool:
+        """``synthetic_fallback`` when set, else False for the strict profiles (:data:`STRICT_PROFILES`)."""
+        if self.synthetic_fallback is not None:
+            return self.synthetic_fallback
+        return profile not in STRICT_PROFILES
 
 
 class _TypeMismatch(Exception):
@@ -183,6 +365,8 @@ def _checker_for_type(tp: type, elem: Callable[[Any], Any] | None) -> tuple[Call
         if tp is float:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise _TypeMismatch("")
+            if v != v:  # NaN is never a meaningful setting; it would only fail later inside a cell
+                raise _TypeMismatch("NaN is not a number a run can use")
             return float(v)
         if tp is int:
             if isinstance(v, bool) or not isinstance(v, int):
@@ -248,21 +432,43 @@ def parse_parameters(source: str) -> dict[str, ParamSpec]:
                 f"the default of parameter {name!r} must be a literal, got {ast.unparse(value_node)!r}"
             ) from None
         check, text = _checker_from_annotation(annotation, default)
-        spec = ParamSpec(name, default, text, check)
+        ctext = _trailing_comment(source, stmt.lineno, stmt.end_lineno or stmt.lineno)
+        constraints = parse_constraints(ctext, name=name)
+        ctext = ", ".join(c.text for c in constraints)
+        spec = ParamSpec(name, default, text, check, ctext, constraints)
         spec.coerce(default, source="parameters cell default")
         specs[name] = spec
     return specs
 
 
-def load_parameter_file(path: str | Path) -> tuple[dict[str, Any], ProfileInfo]:
-    """Read a flat YAML parameter file; return its values and its ``_profile`` block."""
-    path = Path(path)
+def _read_text(path: Path) -> Any:
+    """A parameter file's YAML content (errors name the file and the fix)."""
     if not path.is_file():
         raise ParameterError(f"parameter file {path} does not exist")
     try:
-        data = _yaml_load(path.read_text(encoding="utf-8"))
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ParameterError(
+            f"parameter file {path} is not UTF-8 text (byte {err.start}: {err.object[err.start:err.start + 1]!r}); "
+            "save it as UTF-8"
+        ) from None
+    except OSError as err:
+        raise ParameterError(f"cannot read parameter file {path}: {err.strerror or err}") from None
+    return text
+
+
+def _yaml_text(path: Path) -> Any:
+    text = _read_text(path)
+    try:
+        return _yaml_load(text)
     except yaml.YAMLError as err:
         raise ParameterError(f"parameter file {path} is not valid YAML: {err}") from None
+
+
+def load_parameter_file(path: str | Path) -> tuple[dict[str, Any], ProfileInfo]:
+    """Read a flat YAML parameter file; return its values and its ``_profile`` block."""
+    path = Path(path)
+    data = _yaml_text(path)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -280,10 +486,16 @@ def load_parameter_file(path: str | Path) -> tuple[dict[str, Any], ProfileInfo]:
             f"parameter file {path}: unknown {PROFILE_KEY} field(s) {unknown}; valid: {sorted(_PROFILE_FIELDS)}"
         )
     for key, tp in _PROFILE_FIELDS.items():
-        if key in info_raw and (not isinstance(info_raw[key], tp) or isinstance(info_raw[key], bool)):
+        value = info_raw.get(key)
+        if key in info_raw and (not isinstance(value, tp) or (isinstance(value, bool) and tp is not bool)):
             raise ParameterError(
                 f"parameter file {path}: {PROFILE_KEY}.{key} must be a {tp.__name__}, got {_describe(info_raw[key])}"
             )
+    if info_raw.get("cell_timeout") is not None and info_raw["cell_timeout"] <= 0:
+        raise ParameterError(
+            f"parameter file {path}: {PROFILE_KEY}.cell_timeout must be a positive number of seconds, "
+            f"got {info_raw['cell_timeout']}"
+        )
     info = ProfileInfo(**info_raw)
     if info.device not in _PROFILE_DEVICES:
         raise ParameterError(
@@ -328,7 +540,7 @@ def load_sweep_block(path: str | Path) -> dict[str, Any] | None:
     """
     path = Path(path)
     load_parameter_file(path)  # the rest of the file must be valid too
-    data = _yaml_load(path.read_text(encoding="utf-8")) or {}
+    data = _yaml_text(path) or {}
     return _check_sweep(data.get(SWEEP_KEY), path)
 
 

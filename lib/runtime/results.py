@@ -60,17 +60,19 @@ def _short(commit: Any) -> str:
 
 
 def run_summary(table):
-    """One row per run: study, run, status, device, date (UTC), commit, dirty tree, duration and metric count."""
+    """One row per run: study, run, status, data source, device, date (UTC), commit, dirty tree, duration, metrics."""
     import pandas as pd
 
     if table.empty:
-        return pd.DataFrame(columns=["study", "run", "status", "device", "date", "commit", "duration_s", "metrics"])
+        return pd.DataFrame(columns=["study", "run", "status", "data", "device", "date", "commit", "duration_s",
+                                     "metrics"])
     first = table.groupby("run", sort=False).first()
     counts = table[table["metric"].astype(str) != ""].groupby("run").size()
     out = pd.DataFrame({
         "study": first["study"],
         "run": first.index,
         "status": first["status"],
+        "data": (first["data_source"].fillna("").astype(str) if "data_source" in first else ""),
         "device": [f"{d} ({n})" if isinstance(n, str) and n and n != d else str(d)
                    for d, n in zip(first["device"], first["device_name"])],
         "date": [str(e)[:16].replace("T", " ") if isinstance(e, str) else "" for e in first["ended"]],

@@ -12,7 +12,15 @@ files ``parameters/<study>/<profile>.yaml``. :func:`run_study` (also the command
     git commit, versions, device, seed, profile, parameter-file SHA-256, timing, status;
 ``figures/<name>.png``
     every figure the notebook glued with :func:`lib.core.report.figure` (other image outputs as
-    ``cell<N>-<k>.png``).
+    ``cell<N>-<k>.png``);
+``run.key``
+    the run's key (:func:`run_key`), only when it finished with status ``ok``: what the book reuses;
+``kernel.log``
+    the kernel's own stderr (start-up warnings, crashes).
+
+The run writes into a locked temporary sibling ``.<out>.tmp-<pid>`` and replaces the output
+folder with it when it ends, so a folder never mixes two runs; ``provenance.json`` says
+``status: ok | failed | timeout | interrupted`` and each dataset's ``data_source``.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -61,6 +70,16 @@ __all__ = [
     "chapter_parameters",
     "study_inputs",
     "DEFAULT_CELL_TIMEOUT",
+    "StudyInterruptedError",
+    "RunLockedError",
+    "check_profile_name",
+    "overrides_hash",
+    "default_out_dir",
+    "code_cell_lines",
+    "tag_source_lines",
+    "SOURCE_LINE_KEY",
+    "DATA_SOURCES_KEY",
+    "read_metrics",
 ]
 
 #: Per-cell execution limit (seconds) when neither the call nor the profile sets one.
@@ -73,6 +92,10 @@ class StudyError(LookupError):
     """Unknown study or profile, or an unusable parameter file (the message lists what exists)."""
 
 
+class RunLockedError(StudyError):
+    """Another run is writing into the same output folder."""
+
+
 class StudyExecutionError(RuntimeError):
     """A cell of a study notebook raised; the message names the study, the cell and the traceback."""
 
@@ -82,6 +105,14 @@ class StudyExecutionError(RuntimeError):
         self.cell = cell
         self.ename = ename
         self.evalue = evalue
+
+
+class StudyInterruptedError(RuntimeError):
+    """The run was interrupted (Ctrl-C, SIGTERM); it is recorded as ``status: interrupted`` (exit code 130)."""
+
+    def __init__(self, message: str, *, out_dir: Path):
+        super().__init__(message)
+        self.out_dir = out_dir
 
 
 @dataclass(frozen=True)
@@ -191,6 +222,7 @@ def resolve_parameters(
     else:
         if profile is None:
             raise StudyError("give a profile name or a parameter file")
+        check_profile_name(profile, source="--profile")
         path = study.parameter_dir / f"{profile}.yaml"
         if not path.is_file():
             raise StudyError(
@@ -202,6 +234,11 @@ def resolve_parameters(
     if overrides:
         params.update(validate(specs, dict(overrides), source="--set"))
     name = str(params.get("profile", path.stem)) if params_file is not None else str(profile)
+    if params_file is not None and "profile" in values:
+        check_profile_name(name, source=f"{path}: profile")
+    elif params_file is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise ParameterError(f"{path}: the file name {name!r} names the run's folder; use letters, digits, '_', "
+                             "'.' or '-' (rename the file or give --out)")
     if "profile" in specs:
         if "profile" in values and params_file is None and values["profile"] != profile:
             raise ParameterError(
@@ -209,6 +246,36 @@ def resolve_parameters(
             )
         params.setdefault("profile", name)
     return params, info, path, name
+
+
+def check_profile_name(name: Any, *, source: str) -> str:
+    """A profile name must be an identifier (letters, digits, ``_``): it names the folder ``_runs/<study>/<name>``."""
+    if not isinstance(name, str) or not name.isidentifier() or not name.isascii():
+        raise ParameterError(
+            f"{source}: profile name {name!r} must be an identifier (ASCII letters, digits and '_', not starting "
+            "with a digit), since it names the run's folder _runs/<study>/<profile>; rename it"
+        )
+    return name
+
+
+def overrides_hash(overrides: Mapping[str, Any]) -> str:
+    """A short, stable hash of a set of overrides (names the folder of a run with ``--set``)."""
+    text = json.dumps(dict(overrides), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def default_out_dir(root: Path, study: str, profile: str, *, overrides: Mapping[str, Any] | None = None,
+                    smoke: bool = False) -> Path:
+    """Where a run lands without ``--out``: ``_runs/<study>/<profile>`` only for the profile as it is.
+
+    A smoke run goes to ``<profile>-smoke``, a run with ``--set`` to ``<profile>-set-<hash of the overrides>``
+    (or ``<profile>-smoke-set-<hash>``), so that the profile's own folder, the one the book reuses,
+    only ever holds runs of the unchanged profile.
+    """
+    name = profile + ("-smoke" if smoke else "")
+    if overrides:
+        name += f"-set-{overrides_hash(overrides)}"
+    return root / "_runs" / study / name
 
 
 def _code_cell_ordinal(nb: Any, index: int) -> int:
@@ -221,15 +288,48 @@ def _code_cell_ordinal(nb: Any, index: int) -> int:
     return n
 
 
-def _source_line(md_path: Path, source: str) -> int | None:
-    """Line of ``md_path`` where a cell whose source is ``source`` starts (best effort)."""
-    first = next((ln for ln in source.splitlines() if ln.strip()), None)
-    if first is None:
-        return None
-    for i, line in enumerate(md_path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.rstrip() == first.rstrip():
-            return i
-    return None
+_FENCE = re.compile(r"^(`{3,}|~{3,})\s*\{code-cell\}")
+#: Notebook metadata key of each code cell's line in the chapter source (set before execution).
+SOURCE_LINE_KEY = "source_line"
+
+
+def code_cell_lines(md_path: Path) -> list[int]:
+    """Line (1-based) of the first code line of every ``{code-cell}`` of a MyST chapter, in order.
+
+    Found from the fences themselves, so cells that start alike are told apart.
+    """
+    lines = md_path.read_text(encoding="utf-8").splitlines()
+    out, i = [], 0
+    while i < len(lines):
+        m = _FENCE.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        fence = m.group(1)
+        j = i + 1
+        if j < len(lines) and lines[j].strip() == "---":  # a YAML options block
+            j += 1
+            while j < len(lines) and lines[j].strip() != "---":
+                j += 1
+            j += 1
+        while j < len(lines) and lines[j].startswith(":"):  # short options (:tags: [...])
+            j += 1
+        out.append(j + 1)
+        k = j
+        while k < len(lines) and not lines[k].startswith(fence[0] * len(fence)):
+            k += 1
+        i = k + 1
+    return out
+
+
+def tag_source_lines(nb: Any, md_path: Path) -> None:
+    """Record in each code cell's metadata the chapter line where its code starts (:data:`SOURCE_LINE_KEY`)."""
+    cells = [c for c in nb.cells if c.cell_type == "code"]
+    lines = code_cell_lines(md_path)
+    if len(lines) != len(cells):
+        return  # not a plain MyST chapter: leave the cells untagged
+    for cell, line in zip(cells, lines):
+        cell.metadata[SOURCE_LINE_KEY] = line
 
 
 def collect_metrics(nb: Any) -> dict[str, float | int]:
@@ -340,6 +440,143 @@ def _provenance_cell(record: Mapping[str, Any]) -> Any:
     return nbformat.v4.new_code_cell(src, metadata={"tags": ["remove-input", "provenance"]})
 
 
+#: Key of ``metrics.json`` holding ``{dataset: data_source}`` (not a metric; readers skip keys starting with ``_``).
+DATA_SOURCES_KEY = "_data_sources"
+
+
+def read_metrics(path: Path) -> dict[str, float | int]:
+    """The numbers of a run's ``metrics.json`` (reserved ``_`` keys such as :data:`DATA_SOURCES_KEY` left out)."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return {k: v for k, v in data.items() if not k.startswith("_")}
+
+
+def _writable_parent(out_dir: Path) -> None:
+    """Refuse an output folder that cannot be one (a file, below a file, not writable), with the fix."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise StudyError(f"--out {out_dir} is a file, not a folder; give a folder path (it is created if needed)")
+    for parent in out_dir.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise StudyError(f"--out {out_dir}: {parent} is a file, so no folder can be made below it; "
+                                 "give another --out")
+            break
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise StudyError(f"--out {out_dir}: cannot create {out_dir.parent} ({err.strerror or err}); "
+                         "give a folder you can write to") from None
+    if not os.access(out_dir.parent, os.W_OK | os.X_OK) or (out_dir.exists() and not os.access(out_dir, os.W_OK)):
+        raise StudyError(f"--out {out_dir}: {out_dir.parent if not out_dir.exists() else out_dir} is not writable; "
+                         "give a folder you can write to")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _acquire_lock(out_dir: Path) -> Path:
+    """Create ``.<out>.lock`` beside the output folder; a live holder makes this a :class:`RunLockedError`."""
+    lock = out_dir.parent / f".{out_dir.name}.lock"
+    me = {"pid": os.getpid(), "host": platform.node(),
+          "started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(lock.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                holder = {}
+            same_host = holder.get("host") == platform.node()
+            if same_host and isinstance(holder.get("pid"), int) and not _pid_alive(holder["pid"]):
+                lock.unlink(missing_ok=True)  # left by a run that was killed: take it over
+                continue
+            raise RunLockedError(
+                f"another run (pid {holder.get('pid', '?')} on {holder.get('host', '?')}, started "
+                f"{holder.get('started', '?')}) is writing into {out_dir}; wait for it to finish or give another "
+                f"--out. If no such run exists any more, delete {lock}."
+            ) from None
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(me, fh)
+        return lock
+    raise RunLockedError(f"could not lock {out_dir} ({lock}); delete {lock} if no run is using it")
+
+
+def _install(tmp: Path, out_dir: Path) -> None:
+    """Put the finished run folder ``tmp`` in place of ``out_dir``: nothing of an older run survives beside it."""
+    old = None
+    if out_dir.exists() or out_dir.is_symlink():
+        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+        if old.exists():
+            shutil.rmtree(old)
+        out_dir.rename(old)
+    tmp.rename(out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _kernel_manager_class(log_path: Path) -> Any:
+    """A kernel manager whose kernel writes its own stderr (start-up warnings, shutdown noise) to ``log_path``."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class _LoggedKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            kw["stderr"] = open(log_path, "ab")  # noqa: SIM115 - owned by the kernel process
+            try:
+                await super()._async_launch_kernel(kernel_cmd, **kw)
+            finally:
+                kw["stderr"].close()
+
+    return _LoggedKernelManager
+
+
+def _failed_cell(nb: Any, statuses: tuple[str, ...]) -> int | None:
+    for i, c in enumerate(nb.cells):
+        if c.get("metadata", {}).get("papermill", {}).get("status") in statuses:
+            return i
+    return None
+
+
+def _last_started_cell(nb: Any) -> int | None:
+    """The cell that was running when execution stopped: the last code cell papermill gave a start time."""
+    last = None
+    for i, c in enumerate(nb.cells):
+        if c.cell_type == "code" and c.get("metadata", {}).get("papermill", {}).get("start_time"):
+            last = i
+    return last
+
+
+def _mark_unfinished(nb: Any, index: int | None, status: str) -> None:
+    """After a timeout or an interrupt, say so in the cells' papermill metadata (papermill marks all completed)."""
+    for i, c in enumerate(nb.cells):
+        meta = c.get("metadata", {}).get("papermill")
+        if meta is None:
+            continue
+        if index is not None and i == index:
+            meta["status"], meta["exception"] = status, True
+        elif not meta.get("start_time"):
+            meta["status"] = "pending"
+
+
+def _where(st: Study, root: Path, nb: Any, index: int | None) -> tuple[int | None, str]:
+    if index is None or not 0 <= index < len(nb.cells):
+        return None, "an unknown cell"
+    cell = nb.cells[index]
+    ordinal = _code_cell_ordinal(nb, index)
+    line = cell.get("metadata", {}).get(SOURCE_LINE_KEY)
+    try:
+        src = st.notebook.relative_to(root)
+    except ValueError:
+        src = st.notebook
+    return ordinal, f"code cell {ordinal} ({src}" + (f" line {line})" if line else ")")
+
+
 def run_study(
     study: str,
     profile: str | None = "lab",
@@ -348,11 +585,18 @@ def run_study(
     params_file: str | Path | None = None,
     out: str | Path | None = None,
     cell_timeout: int | None = None,
+    smoke: bool = False,
     progress: bool = True,
     log_output: bool = False,
     root: Path | None = None,
 ) -> RunResult:
     """Execute one study and write its notebook, metrics, provenance and figures.
+
+    The run writes into a temporary sibling of the output folder, locked against a second
+    run into the same folder, and renames it into place when it ends (whatever the status), so
+    the folder always holds exactly one run. ``provenance.json`` records ``status`` (``ok``,
+    ``failed``, ``timeout``, ``interrupted``), the run key and each dataset's ``data_source``;
+    ``run.key`` is written only for a successful run, so only those are reused by the book.
 
     Parameters
     ----------
@@ -365,35 +609,95 @@ def run_study(
     params_file : path, optional
         A user's own parameter file instead of a profile.
     out : path, optional
-        Output directory; default ``_runs/<study>/<profile>`` under the repository.
+        Output directory; default :func:`default_out_dir` (``_runs/<study>/<profile>`` only
+        without overrides). The profile's own folder refuses a run with overrides.
     cell_timeout : int, optional
-        Seconds a single cell may run; default the profile's ``cell_timeout`` or
+        Seconds a single cell may run (positive); default the profile's ``cell_timeout`` or
         :data:`DEFAULT_CELL_TIMEOUT`.
+    smoke : bool
+        Apply the profile's ``_profile.smoke`` overrides (short loops at full model and input size).
     progress, log_output : bool
         Show papermill's progress bar; stream cell output to the log.
 
     Raises
     ------
     StudyError, ParameterError
-        Before anything runs, for an unknown study/profile or invalid parameters.
+        Before anything runs, for an unknown study/profile, invalid parameters, an unusable
+        output folder (:class:`RunLockedError` when another run holds it).
     StudyExecutionError
-        When a cell fails; the partial notebook is kept in ``out``.
+        When a cell fails or times out; the partial notebook is kept in ``out``.
+    StudyInterruptedError
+        On Ctrl-C or SIGTERM; the partial run is kept in ``out`` with ``status: interrupted``.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     root = root or repo_root()
     st = get_study(study, root)
+    if cell_timeout is not None and (isinstance(cell_timeout, bool) or not isinstance(cell_timeout, int)
+                                     or cell_timeout <= 0):
+        raise ParameterError(f"--timeout must be a positive number of seconds, got {cell_timeout!r}")
     nb = read_chapter(st.notebook)
+    user_overrides = dict(overrides or {})
+    all_overrides = dict(user_overrides)
+    if smoke:
+        path = Path(params_file) if params_file is not None else st.parameter_dir / f"{profile}.yaml"
+        if params_file is None and profile is not None:
+            check_profile_name(profile, source="--profile")
+        if not path.is_file():
+            raise StudyError(f"parameter file {path} does not exist")
+        smoke_block = load_parameter_file(path)[1].smoke
+        if not smoke_block:
+            raise StudyError(f"{path} declares no _profile.smoke overrides; --smoke needs them "
+                             "(e.g. _profile: {smoke: {epochs: 1}})")
+        all_overrides = {**smoke_block, **user_overrides}
     params, info, params_path, profile_name = resolve_parameters(
-        st, profile, params_file=params_file, overrides=overrides, notebook=nb
+        st, profile, params_file=params_file, overrides=all_overrides, notebook=nb
     )
-    out_dir = Path(out) if out is not None else root / "_runs" / st.name / profile_name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out_nb = out_dir / f"{st.name}.ipynb"
+    profile_dir = root / "_runs" / st.name / profile_name
+    if out is None:
+        out_dir = default_out_dir(root, st.name, profile_name, overrides=user_overrides, smoke=smoke)
+    else:
+        out_dir = Path(out)
+        if all_overrides and params_file is None and out_dir.absolute() == profile_dir.absolute():
+            own = default_out_dir(root, st.name, profile_name, overrides=user_overrides, smoke=smoke)
+            raise StudyError(
+                f"--out {out_dir} is the folder of profile {profile_name!r} itself, which holds only runs of the "
+                f"unchanged profile (the book reuses them); a run with --set or --smoke goes elsewhere: omit --out "
+                f"(it then lands in {own}) "
+                "or give another folder"
+            )
+    out_dir = out_dir.absolute()
     timeout = cell_timeout or info.cell_timeout or DEFAULT_CELL_TIMEOUT
+    _writable_parent(out_dir)
+    key = run_key(st, params_path, all_overrides)
+    lock = _acquire_lock(out_dir)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    try:
+        for stale in [*out_dir.parent.glob(f".{out_dir.name}.tmp-*"), *out_dir.parent.glob(f".{out_dir.name}.old-*")]:
+            shutil.rmtree(stale, ignore_errors=True)  # left by killed runs; we hold the lock
+        tmp.mkdir()
+        return _execute(st, nb, params, info, params_path, profile_name, all_overrides, key, tmp, out_dir, root,
+                        timeout=timeout, progress=progress, log_output=log_output, papermill=papermill,
+                        execution_error=PapermillExecutionError)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+        lock.unlink(missing_ok=True)
 
+
+def _execute(st: Study, nb: Any, params: dict[str, Any], info: ProfileInfo, params_path: Path, profile_name: str,
+             overrides: dict[str, Any], key: str, tmp: Path, out_dir: Path, root: Path, *, timeout: int,
+             progress: bool, log_output: bool, papermill: Any, execution_error: type[Exception]) -> RunResult:
+    import signal
+    import threading
+
+    import nbformat
+
+    tmp_nb = tmp / f"{st.name}.ipynb"
+    out_nb = out_dir / f"{st.name}.ipynb"
     params_sha = sha256_file(params_path)
+    fallback = info.allows_synthetic_fallback(profile_name)
     record = provenance(
         study=st.name,
         profile=profile_name,
@@ -403,20 +707,35 @@ def run_study(
         device=params.get("device", "auto"),
     )
     record["parameter_file"] = str(params_path)
-    record["overrides"] = dict(overrides or {})
+    record["overrides"] = dict(overrides)
+    record["run_key"] = key
+    record["synthetic_fallback_allowed"] = fallback
+    tag_source_lines(nb, st.notebook)
     nb.cells.insert(0, _provenance_cell(record))
 
-    env_backup = {k: os.environ.get(k) for k in ("PYTHONPATH", "STUDIES_RUN_DIR", "STUDIES_ROOT", "MPLBACKEND")}
+    env_keys = ("PYTHONPATH", "STUDIES_RUN_DIR", "STUDIES_ROOT", "MPLBACKEND", "STUDIES_SYNTHETIC_FALLBACK")
+    env_backup = {k: os.environ.get(k) for k in env_keys}
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures as notebook outputs
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env_backup["PYTHONPATH"]]))
-    os.environ["STUDIES_RUN_DIR"] = str(out_dir.resolve())
+    lib_parent = str(Path(__file__).resolve().parents[2])  # the kernel imports the same `lib` as this runner
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(filter(None, [str(root), lib_parent,
+                                                                           env_backup["PYTHONPATH"]])))
+    os.environ["STUDIES_RUN_DIR"] = str(tmp)
     os.environ["STUDIES_ROOT"] = str(root)
+    os.environ["STUDIES_SYNTHETIC_FALLBACK"] = "1" if fallback else "0"
+    main_thread = threading.current_thread() is threading.main_thread()
+    old_term = None
+    if main_thread:
+        def _term(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        old_term = signal.signal(signal.SIGTERM, _term)
     t0 = time.perf_counter()
-    error: PapermillExecutionError | None = None
+    error: Exception | None = None
+    status = "ok"
     try:
         executed = papermill.execute_notebook(
             nb,
-            str(out_nb),
+            str(tmp_nb),
             parameters=params,
             kernel_name="python3",
             language="python",
@@ -425,46 +744,95 @@ def run_study(
             progress_bar=progress,
             log_output=log_output,
             request_save_on_cell_execute=True,
+            kernel_manager_class=_kernel_manager_class(tmp / "kernel.log"),
         )
-    except PapermillExecutionError as err:
-        error = err
-        import nbformat
+    except execution_error as err:  # Ctrl-C in a terminal reaches the kernel too: its cell raises KeyboardInterrupt
+        error, status = err, "interrupted" if getattr(err, "ename", "") == "KeyboardInterrupt" else "failed"
+    except KeyboardInterrupt as err:
+        error, status = err, "interrupted"
+    except Exception as err:
+        from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-        executed = nbformat.read(out_nb, as_version=4)
+        if isinstance(err, CellTimeoutError):
+            error, status = err, "timeout"
+        elif isinstance(err, DeadKernelError):
+            error, status = err, "failed"
+        else:
+            raise
     finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, old_term)
         for k, v in env_backup.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+    if error is not None:
+        try:
+            executed = nbformat.read(tmp_nb, as_version=4)
+        except (OSError, ValueError):
+            executed = nb
 
     record["ended"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     record["duration_s"] = round(time.perf_counter() - t0, 2)
-    record["status"] = "failed" if error else "ok"
+    record["status"] = status
     record["cell_timeout_s"] = timeout
-    metrics = collect_metrics(executed)
-    figures = export_figures(executed, out_dir / "figures")
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    (out_dir / "provenance.json").write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+    from lib.core.registry import recorded_data_sources
 
-    if error is not None:
-        # papermill adds error banners to the notebook, so find the failed cell by its status
-        index = next(
-            (i for i, c in enumerate(executed.cells) if c.get("metadata", {}).get("papermill", {}).get("status") == "failed"),
-            error.cell_index,
+    sources = recorded_data_sources(tmp)
+    (tmp / "data_sources.json").unlink(missing_ok=True)
+    record["data_sources"] = sources
+    index = None
+    if status == "failed":
+        index = _failed_cell(executed, ("failed",))
+        if index is None:
+            index = getattr(error, "cell_index", None)
+    elif status in ("timeout", "interrupted"):
+        index = _failed_cell(executed, ("failed",)) if getattr(error, "ename", "") else None
+        index = index if index is not None else _last_started_cell(executed)
+        _mark_unfinished(executed, index, status)
+    ordinal, where = _where(st, root, executed, index)
+    if status != "ok":
+        record["failed_cell"] = where
+    executed.metadata["studies"] = {"status": status, "run_key": key, **({"failed_cell": where} if error else {})}
+    nbformat.write(executed, tmp_nb)
+    metrics = collect_metrics(executed)
+    figures = [out_dir / "figures" / p.name for p in export_figures(executed, tmp / "figures")]
+    payload: dict[str, Any] = dict(metrics)
+    if sources:
+        payload[DATA_SOURCES_KEY] = sources
+    (tmp / "metrics.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    (tmp / "provenance.json").write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+    if status == "ok":
+        (tmp / "run.key").write_text(key + "\n", encoding="utf-8")
+    _install(tmp, out_dir)
+
+    if status == "interrupted":
+        raise StudyInterruptedError(
+            f"study {st.name!r} (profile {profile_name!r}) was interrupted in {where}; the partial run is kept "
+            f"in {out_dir} with status 'interrupted' (the book never reuses it). Run the same command again "
+            "to start over.",
+            out_dir=out_dir,
         )
-        cell = executed.cells[index] if 0 <= index < len(executed.cells) else None
-        ordinal = _code_cell_ordinal(executed, index)
-        line = _source_line(st.notebook, cell.source) if cell is not None else None
-        where = f"{st.notebook.relative_to(root)}" + (f" line {line}" if line else "")
-        tb = _ANSI.sub("", "\n".join(error.traceback))
+    if status == "timeout":
         raise StudyExecutionError(
-            f"study {st.name!r} (profile {profile_name!r}) failed in code cell {ordinal} ({where}): "
-            f"{error.ename}: {error.evalue}\n{tb}\nThe partial notebook is kept at {out_nb}",
+            f"study {st.name!r} (profile {profile_name!r}) timed out in {where}: the cell ran longer than the "
+            f"{timeout} s limit per cell. Give a larger limit with --timeout SECONDS (or _profile.cell_timeout in "
+            f"the parameter file), or a smaller profile. The partial notebook is kept at {out_nb}",
+            notebook=out_nb, cell=ordinal, ename="CellTimeoutError", evalue=f"cell ran longer than {timeout} s",
+        )
+    if status == "failed":
+        ename = getattr(error, "ename", type(error).__name__)
+        evalue = getattr(error, "evalue", str(error))
+        tb = _ANSI.sub("", "\n".join(getattr(error, "traceback", []) or []))
+        exc = StudyExecutionError(
+            f"study {st.name!r} (profile {profile_name!r}) failed in {where}: "
+            f"{ename}: {str(evalue).rstrip('.')}. The partial notebook, with the cell's traceback, is kept at {out_nb}",
             notebook=out_nb,
             cell=ordinal,
-            ename=error.ename,
-            evalue=error.evalue,
+            ename=ename,
+            evalue=evalue,
         )
+        exc.cell_traceback = tb  # type: ignore[attr-defined]
+        raise exc
     return RunResult(st.name, profile_name, out_dir, out_nb, metrics, record, figures)
-

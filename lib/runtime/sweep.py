@@ -252,7 +252,14 @@ def job_resources(info: ProfileInfo, *, safety: float = 3.0, minimum_min: int = 
 # -- gathering ---------------------------------------------------------------------------------------------------
 
 _COLUMNS = ["study", "profile", "sweep", "point", "run", "metric", "value", "status", "device", "device_name",
-            "commit", "dirty", "started", "ended", "duration_s", "seed", "params_sha256", "overrides"]
+            "commit", "dirty", "started", "ended", "duration_s", "seed", "params_sha256", "overrides", "data_source"]
+
+
+def data_source_text(sources: Any) -> str:
+    """One ``data_source`` cell, e.g. ``"nist-pgaa: real; dsb2018: synthetic (reason)"`` (``""``: no dataset read)."""
+    if not isinstance(sources, dict):
+        return ""
+    return "; ".join(f"{k}: {v}" for k, v in sorted(sources.items()))
 
 
 def _read_json(path: Path) -> Any:
@@ -275,7 +282,8 @@ def gather_runs(runs_dir: str | Path):
     pandas.DataFrame
         Columns ``study, profile, sweep, point, run, metric, value, status, device, device_name,
         commit, dirty, started, ended, duration_s, seed, params_sha256, overrides`` (JSON of the
-        ``--set`` values) and one ``param.<name>`` column per swept parameter.
+        ``--set`` values), ``data_source`` (each dataset the run read: ``real`` or ``synthetic (reason)``)
+        and one ``param.<name>`` column per swept parameter.
     """
     import pandas as pd
 
@@ -284,8 +292,8 @@ def gather_runs(runs_dir: str | Path):
     prov_files = sorted(runs_dir.glob("*/*/provenance.json")) + sorted(runs_dir.glob("*/*/*/provenance.json"))
     for prov_path in prov_files:
         rel = prov_path.parent.relative_to(runs_dir)
-        if rel.parts[0].startswith(("_", ".")):
-            continue
+        if rel.parts[0].startswith(("_", ".")) or any(part.startswith(".") for part in rel.parts):
+            continue  # _results, _logs, and the runner's temporary .<run>.tmp-<pid> folders
         prov = _read_json(prov_path)
         metrics_path = prov_path.parent / "metrics.json"
         metrics = _read_json(metrics_path) if metrics_path.is_file() else {}
@@ -310,9 +318,10 @@ def gather_runs(runs_dir: str | Path):
             "seed": prov.get("seed"),
             "params_sha256": prov.get("params_sha256"),
             "overrides": json.dumps(overrides, sort_keys=True, default=str),
+            "data_source": data_source_text(prov.get("data_sources")),
         }
         params = {f"param.{k}": (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in overrides.items()}
-        items = list(metrics.items()) or [("", math.nan)]
+        items = [(k, v) for k, v in metrics.items() if not str(k).startswith("_")] or [("", math.nan)]
         for name, value in items:
             rows.append({**base, **params, "metric": name, "value": value})
     df = pd.DataFrame(rows)

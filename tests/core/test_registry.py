@@ -62,16 +62,20 @@ def test_corrupt_mirror_is_a_checksum_error(toy, tmp_path, source, monkeypatch):
     (mirror / "toy").mkdir(parents=True)
     os.symlink(source, mirror / "toy" / "v1")
     monkeypatch.setenv(registry.MIRROR_ENV, str(mirror))
-    with pytest.raises(ChecksumError, match=r"a\.txt: SHA-256 .* differs .*Delete it and fetch it again"):
+    with pytest.raises(ChecksumError, match=r"a\.txt: SHA-256 [0-9a-f]{64}, registered [0-9a-f]{64}") as err:
         registry.fetch("toy")
+    assert "python -m lib data fetch toy" in str(err.value)
+    # never an "unavailable" error, which chapters answer with a synthetic fallback
+    assert not isinstance(err.value, DataUnavailableError)
 
 
 def test_truncated_file_is_a_size_error(toy, tmp_path, source):
     registry.fetch("toy")
     cached = tmp_path / "cache" / "data" / "toy" / "sub" / "b.bin"
     cached.write_bytes(b"short")
-    with pytest.raises(ChecksumError, match="size 5 bytes differs from the registered 256"):
+    with pytest.raises(ChecksumError, match="size 5 bytes, registered 256 bytes") as err:
         registry.fetch("toy")
+    assert "python -m lib data fetch toy --repair" in str(err.value)
 
 
 def test_unavailable_says_how_to_get_it(toy, source):
@@ -81,8 +85,8 @@ def test_unavailable_says_how_to_get_it(toy, source):
     with pytest.raises(DataUnavailableError) as err:
         registry.fetch("toy")
     msg = str(err.value)
-    assert "download failed" in msg and registry.MIRROR_ENV in msg and "toy/v1" in msg
-    assert "Put the files under" in msg
+    assert "downloading dataset 'toy' failed" in msg and registry.MIRROR_ENV in msg and "toy/v1" in msg
+    assert "put a copy under" in msg
 
 
 def test_no_url_files_cannot_be_downloaded(tmp_path, monkeypatch):

@@ -28,7 +28,7 @@ def test_run_writes_notebook_metrics_provenance_and_figures(minibook):
     res = run_study("demo", "lab", out=minibook / "out", root=minibook, progress=False)
     out = minibook / "out"
     assert res.metrics["total"] == pytest.approx(42.0)  # n=21, scale=2 from lab.yaml
-    assert json.loads((out / "metrics.json").read_text()) == res.metrics
+    assert json.loads((out / "metrics.json").read_text()) == res.metrics  # no dataset read: no _data_sources
     assert set(res.metrics) == {"total", "n_labels", "draw"}
     assert (out / "figures" / "demo_line.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -76,7 +76,7 @@ def test_failing_cell_names_cell_and_keeps_notebook(minibook):
 @pytest.mark.parametrize(
     ("kwargs", "exc", "match"),
     [
-        ({"overrides": {"nn": 3}}, ParameterError, "unknown parameter 'nn'.*Valid parameters: device, fail"),
+        ({"overrides": {"nn": 3}}, ParameterError, "unknown parameter 'nn'.*Valid parameters: dataset, device, fail"),
         ({"overrides": {"n": "ten"}}, ParameterError, "parameter 'n' expects int, got str 'ten'"),
         ({"profile": "huge"}, StudyError, "no profile 'huge'; available profiles: ci, lab"),
     ],

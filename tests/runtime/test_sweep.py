@@ -223,7 +223,11 @@ def test_cli_stamp_writes_the_book_run_key(minibook, monkeypatch, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     assert main(["workflow", "stamp", "demo", "ci", "--out", str(out)]) == 2  # no finished run there
-    (out / "provenance.json").write_text("{}")
+    (out / "provenance.json").write_text('{"status": "interrupted"}')
+    assert main(["workflow", "stamp", "demo", "ci", "--out", str(out)]) == 2  # not a finished run
+    (out / "provenance.json").write_text('{"status": "ok", "overrides": {"n": 99}}')
+    assert main(["workflow", "stamp", "demo", "ci", "--out", str(out)]) == 2  # not the profile as it is
+    (out / "provenance.json").write_text('{"status": "ok"}')
     assert main(["workflow", "stamp", "demo", "ci", "--out", str(out)]) == 0
     st = get_study("demo", minibook)
     assert (out / "run.key").read_text().strip() == run_key(st, st.parameter_dir / "ci.yaml")
