@@ -396,10 +396,11 @@ def box_nlr(
     if int(coarse) < 1:
         raise ValueError(f"coarse must be a positive stride, got {coarse}")
     coarse = 1 if search == "full" else int(coarse)
-    if smooth:
-        c = _smooth3(c)
-        a = _smooth3(a)
     T = a.size
+    # the 3-tap band-limiting filter of the curves is linear, c_s = c @ K: folded into the basis below
+    K = _smooth3(np.eye(T)) if smooth else np.eye(T)
+    if smooth:
+        a = _smooth3(a)
     t = np.arange(T) * dt
     mtts = np.arange(mtt_range[0], mtt_range[1] + 1e-9, step)
     delays = np.arange(delay_range[0], delay_range[1] + 1e-9, step)
@@ -409,13 +410,12 @@ def box_nlr(
     bb = np.einsum("ijt,ijt->ij", Ash[i_d] - Ash[i_dm], Ash[i_d] - Ash[i_dm])  # (nM, nD), voxel-independent
     dev = _device(device)
     f32 = dict(dtype=torch.float32, device=dev)
-    Asht = torch.as_tensor(Ash.T.copy(), **f32)  # (T, K)
     i_d_t = torch.as_tensor(i_d.ravel(), dtype=torch.long, device=dev)
     i_dm_t = torch.as_tensor(i_dm.ravel(), dtype=torch.long, device=dev)
     bbt = torch.as_tensor(np.maximum(bb, 1e-12).ravel(), **f32)
     ci_idx = np.arange(0, nM, coarse)
     cj_idx = np.arange(0, nD, coarse)
-    cg = torch.as_tensor((ci_idx[:, None] * nD + cj_idx[None, :]).ravel(), dtype=torch.long, device=dev)
+    cg_np = (ci_idx[:, None] * nD + cj_idx[None, :]).ravel()
     offs = np.arange(-(coarse - 1), coarse)
     oi_t = torch.as_tensor(np.repeat(offs, offs.size), dtype=torch.long, device=dev)
     oj_t = torch.as_tensor(np.tile(offs, offs.size), dtype=torch.long, device=dev)
@@ -442,7 +442,10 @@ def box_nlr(
     for n in range(n_max + 1):
         for r, seq in enumerate((A_cum, a, half)):
             tab[n:, r, n] = seq[: T - n]
-    tab_t = torch.as_tensor(tab.reshape(T, -1), **f32)
+    # one matrix product per chunk: shifted integrals (K), the coarse grid's normalised basis, the refinement table
+    Bc = (Ash[i_d] - Ash[i_dm]).reshape(-1, T)[cg_np] / np.sqrt(np.maximum(bb.ravel(), 1e-12))[cg_np, None]
+    W = torch.as_tensor(K @ np.concatenate([Ash.T, Bc.T, tab.reshape(T, -1)], axis=1), **f32)
+    nK, nC = Ash.shape[0], Bc.shape[0]
     # <b, b> is voxel-independent: exact on a grid 4x finer than the search (from the Gram matrix of
     # the shifted AIF integrals), interpolated bilinearly at the refined point
     h = step / 4
@@ -466,15 +469,16 @@ def box_nlr(
 
     for i0 in range(0, V, chunk):
         ct = torch.as_tensor(c[i0 : i0 + chunk], **f32)
-        S = ct @ Asht  # (v, K) correlations with the shifted AIF integrals
+        Z = ct @ W
+        S = Z[:, :nK]  # (v, K) correlations of the smoothed curves with the shifted AIF integrals
+        S3 = Z[:, nK + nC :].reshape(-1, 3, n_max + 1)
 
         def proj(g, S=S):  # <b, C> and <b, b> at flat grid indices g: (n,) shared or (v, n) per voxel
             if g.ndim == 1:
                 return S.index_select(1, i_d_t[g]) - S.index_select(1, i_dm_t[g]), bbt[g][None, :]
             return S.gather(1, i_d_t[g]) - S.gather(1, i_dm_t[g]), bbt[g]
 
-        p, q = proj(cg)
-        best = (p.clamp(min=0).square() / q).argmax(dim=1)
+        best = Z[:, nK : nK + nC].argmax(dim=1)  # max of <b, C> / |b|: the largest drop of the SSE
         gi = torch.as_tensor(ci_idx, device=dev)[best // cj_idx.size]
         gj = torch.as_tensor(cj_idx, device=dev)[best % cj_idx.size]
         if coarse > 1:  # full-resolution neighbourhood of the coarse winner
@@ -488,11 +492,9 @@ def box_nlr(
         s_c = (p[:, 0] / q[:, 0]).clamp_min(0)
         m_c, d_c = mtts_t[gi], delays_t[gj]
         if refine:
-            cc = (ct * ct).sum(1)
-
-            def sse_at(ii, jj, cc=cc):  # SSE at grid point (ii, jj) per voxel
+            def sse_at(ii, jj):  # SSE minus |C|^2 at grid point (ii, jj) per voxel (|C|^2 cancels below)
                 pp, qq = proj((ii.clamp(0, nM - 1) * nD + jj.clamp(0, nD - 1))[:, None])
-                return cc - pp[:, 0].clamp(min=0).square() / qq[:, 0]
+                return -pp[:, 0].clamp(min=0).square() / qq[:, 0]
 
             s0 = sse_at(gi, gj)
             om = vertex(s0, sse_at(gi - 1, gj), sse_at(gi + 1, gj))
@@ -500,7 +502,6 @@ def box_nlr(
             om = torch.where((gi > 0) & (gi < nM - 1), om, torch.zeros_like(om))
             od = torch.where((gj > 0) & (gj < nD - 1), od, torch.zeros_like(od))
             m_r, d_r = m_c + om * step, d_c + od * step
-            S3 = (ct @ tab_t).view(-1, 3, n_max + 1)
 
             def corr(x, S3=S3):  # <A(. - x), C> per voxel, exact for the piecewise-linear AIF
                 n = torch.ceil(x / dt - 1e-6).clamp(0, n_max).long()
@@ -511,7 +512,7 @@ def box_nlr(
             p_r = corr(d_r) - corr(d_r + m_r)
             q_r = bb_at(m_r, d_r).clamp_min(1e-12)
             s_r = (p_r / q_r).clamp_min(0)
-            better = cc - p_r.clamp(min=0).square() / q_r < s0  # s0 = SSE at the best grid point
+            better = -p_r.clamp(min=0).square() / q_r < s0  # s0: the same at the best grid point
             m_c = torch.where(better, m_r, m_c)
             d_c = torch.where(better, d_r, d_c)
             s_c = torch.where(better, s_r, s_c)

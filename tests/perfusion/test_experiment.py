@@ -180,3 +180,16 @@ def test_delay_mtt_sweep_noiseless_shape():
     # block-circulant SVD is delay-insensitive; with a delay, standard SVD recovers less than it
     assert r["bcSVD", 6.0] == pytest.approx(r["bcSVD", 0.0], rel=0.05)
     assert r["sSVD", 6.0] < r["bcSVD", 6.0]
+
+
+def test_protocol_and_motion_scores():
+    ph_s = P.make_phantom(1, 1, size=32, rng=np.random.default_rng(5), motion_px=0, motion_deg=0,
+                          protocol=P.SHUTTLE, lesion_fraction=1.0)
+    rows = pipe.protocol_scores(ph_s, ("oSVD",))
+    assert rows[0]["experiment"].startswith("shuttle protocol (18 x 2.81 s)")
+    # CBV from 18 frames at 2.81 s: still within 40 % of the mean grey/white-matter CBV
+    assert rows[0]["CBV MAE"] < 0.4 * ph_s.cbv[ph_s.brain].mean()
+    ph_m = P.make_phantom(1, 1, size=32, rng=np.random.default_rng(6), motion_px=0.5, motion_deg=1.0)
+    unreg, reg = pipe.motion_scores(ph_m)
+    assert "not registered" in unreg["experiment"] and "registered" in reg["experiment"]
+    assert reg["CBF MAE"] < unreg["CBF MAE"]  # registration undoes part of the motion
