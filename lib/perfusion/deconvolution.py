@@ -44,6 +44,7 @@ __all__ = [
     "osvd",
     "tikhonov",
     "box_nlr",
+    "box_nlr_pooled",
     "deconvolve",
 ]
 
@@ -80,8 +81,8 @@ def _device(device: Any) -> torch.device:
     return resolve_device(device)
 
 
-def _prepare(curves: Any, aif: Any, dt: float) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
-    c = np.asarray(curves.detach().cpu() if isinstance(curves, torch.Tensor) else curves, dtype=np.float64)
+def _prepare(curves: Any, aif: Any, dt: float, dtype: Any = np.float64) -> tuple[np.ndarray, np.ndarray, tuple]:
+    c = np.asarray(curves.detach().cpu() if isinstance(curves, torch.Tensor) else curves, dtype=dtype)
     a = np.asarray(aif.detach().cpu() if isinstance(aif, torch.Tensor) else aif, dtype=np.float64)
     if a.ndim != 1:
         raise ValueError(f"aif must be 1-D (T,), got shape {a.shape}")
@@ -313,6 +314,18 @@ def _box_basis(aif: np.ndarray, dt: float, t: np.ndarray, mtt: np.ndarray, delay
     return _cum_integral(aif, dt, t - delay) - _cum_integral(aif, dt, t - delay - mtt)
 
 
+def _shift_table(mtts: np.ndarray, delays: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shifts ``tau`` needed by the box basis and, per grid point ``(i, j)``, the indices of ``d_j`` and ``d_j + M_i``.
+
+    The box basis is ``A(t - d) - A(t - d - MTT)``; both terms are the running AIF integral shifted by
+    one of a small set of ``tau`` (73 values for the default grid instead of 1125 grid points).
+    """
+    M, Dg = np.meshgrid(mtts, delays, indexing="ij")
+    taus, inv = np.unique(np.round(np.concatenate([Dg.ravel(), (Dg + M).ravel()]), 9), return_inverse=True)
+    G = M.size
+    return taus, inv[:G].reshape(M.shape), inv[G:].reshape(M.shape)
+
+
 def box_nlr(
     curves,
     aif,
@@ -323,20 +336,26 @@ def box_nlr(
     step: float = 0.5,
     smooth: bool = True,
     refine: bool = True,
+    search: str = "coarse-to-fine",
+    coarse: int = 2,
     rho: float = RHO,
     k_h: float = K_H,
     device: Any = "cpu",
-    chunk: int = 8192,
+    chunk: int = 4096,
 ) -> PerfusionEstimate:
     """Bennink's box-shaped nonlinear regression, vectorised.
 
     The impulse response is a box of height CBF from ``delay`` to ``delay + MTT``, so the
     tissue curve is ``s * [A(t - d) - A(t - d - MTT)]`` with ``A`` the running integral of the
     AIF and ``s = (rho / k_H) CBF``. For fixed ``(MTT, d)`` the least-squares ``s`` is
-    ``<b, C> / <b, b>`` (constrained to ``s >= 0``), so all voxels are fitted at once by a
-    grid search over ``(MTT, d)`` (one matrix product), followed by a separable parabolic
-    refinement of the sum of squared errors around the best grid point and an exact
-    re-evaluation there (kept only if it lowers the error).
+    ``<b, C> / <b, b>`` (constrained to ``s >= 0``) and the error falls by ``<b, C>^2 / <b, b>``.
+    Because ``<b, C> = S(d) - S(d + MTT)`` with ``S(tau) = <A(. - tau), C>``, one matrix
+    product with the few distinct shifted integrals (73 for the default grid) gives the
+    projections on every grid point. The search over ``(MTT, d)`` is either exhaustive
+    (``search="full"``) or ``"coarse-to-fine"``: every ``coarse``-th grid point first, then
+    the full-resolution points around the coarse winner. A separable parabolic refinement of
+    the squared error around the best grid point follows, re-evaluated exactly (kept only if
+    it lowers the error). Arithmetic is float32.
 
     Parameters
     ----------
@@ -355,6 +374,13 @@ def box_nlr(
         Band-limit AIF and curves with the 3-tap [1/4, 1/2, 1/4] filter (Bennink).
     refine : bool
         Parabolic sub-grid refinement.
+    search : {"coarse-to-fine", "full"}
+        Grid search strategy (see above).
+    coarse : int
+        Stride of the coarse stage, grid points (>= 1; 1 equals ``"full"``).
+    device : str or torch.device
+    chunk : int
+        Voxels per batch (memory ``~ chunk * grid points * 4`` bytes).
 
     Returns
     -------
@@ -362,40 +388,43 @@ def box_nlr(
         With ``tmax = delay + MTT / 2`` (centre of the box, the convention of Bennink's group
         and of truncated-SVD residues) and ``delay``.
     """
-    c, a, lead = _prepare(curves, aif, dt)
+    c, a, lead = _prepare(curves, aif, dt, dtype=np.float32)
     if mtt_range[0] <= 0 or mtt_range[1] <= mtt_range[0] or delay_range[1] < delay_range[0] or step <= 0:
         raise ValueError("need 0 < mtt_range[0] < mtt_range[1], delay_range[0] <= delay_range[1], step > 0")
-    if smooth:
-        c = _smooth3(c)
-        a = _smooth3(a)
+    if search not in ("coarse-to-fine", "full"):
+        raise ValueError(f"search must be 'coarse-to-fine' or 'full', got {search!r}")
+    if int(coarse) < 1:
+        raise ValueError(f"coarse must be a positive stride, got {coarse}")
+    coarse = 1 if search == "full" else int(coarse)
     T = a.size
+    # the 3-tap band-limiting filter of the curves is linear, c_s = c @ K: folded into the basis below
+    K = _smooth3(np.eye(T)) if smooth else np.eye(T)
+    if smooth:
+        a = _smooth3(a)
     t = np.arange(T) * dt
     mtts = np.arange(mtt_range[0], mtt_range[1] + 1e-9, step)
     delays = np.arange(delay_range[0], delay_range[1] + 1e-9, step)
-    M, D = np.meshgrid(mtts, delays, indexing="ij")  # (nM, nD)
-    B = _box_basis(a, dt, t, M.reshape(-1, 1), D.reshape(-1, 1))  # (G, T)
-    bb = np.einsum("gt,gt->g", B, B)
-    dev = _device(device)
-    Bt = torch.as_tensor(B, dtype=torch.float32, device=dev)
-    bbt = torch.as_tensor(np.maximum(bb, 1e-12), dtype=torch.float32, device=dev)
     nM, nD = mtts.size, delays.size
+    taus, i_d, i_dm = _shift_table(mtts, delays)
+    Ash = _cum_integral(a, dt, t[None, :] - taus[:, None])  # (K, T)
+    bb = np.einsum("ijt,ijt->ij", Ash[i_d] - Ash[i_dm], Ash[i_d] - Ash[i_dm])  # (nM, nD), voxel-independent
+    dev = _device(device)
+    f32 = dict(dtype=torch.float32, device=dev)
+    i_d_t = torch.as_tensor(i_d.ravel(), dtype=torch.long, device=dev)
+    i_dm_t = torch.as_tensor(i_dm.ravel(), dtype=torch.long, device=dev)
+    bbt = torch.as_tensor(np.maximum(bb, 1e-12).ravel(), **f32)
+    ci_idx = np.arange(0, nM, coarse)
+    cj_idx = np.arange(0, nD, coarse)
+    cg_np = (ci_idx[:, None] * nD + cj_idx[None, :]).ravel()
+    offs = np.arange(-(coarse - 1), coarse)
+    oi_t = torch.as_tensor(np.repeat(offs, offs.size), dtype=torch.long, device=dev)
+    oj_t = torch.as_tensor(np.tile(offs, offs.size), dtype=torch.long, device=dev)
     V = c.shape[0]
-    mtt = np.empty(V)
-    dl = np.empty(V)
-    scale = np.empty(V)
-    a_t = torch.as_tensor(a, dtype=torch.float32, device=dev)
-    A_t = torch.as_tensor(np.concatenate([[0.0], np.cumsum(0.5 * (a[1:] + a[:-1]) * dt)]), dtype=torch.float32,
-                          device=dev)
-    t_t = torch.as_tensor(t, dtype=torch.float32, device=dev)
-    mtts_t = torch.as_tensor(mtts, dtype=torch.float32, device=dev)
-    delays_t = torch.as_tensor(delays, dtype=torch.float32, device=dev)
-
-    def cum_int(tau: torch.Tensor) -> torch.Tensor:  # torch version of _cum_integral
-        u = (tau / dt).clamp(0.0, T - 1)
-        k = u.floor().long().clamp(0, T - 2)
-        f = (u - k) * dt
-        ak = a_t[k]
-        return A_t[k] + ak * f + 0.5 * (a_t[k + 1] - ak) / dt * f * f
+    mtt = np.empty(V, np.float32)
+    dl = np.empty(V, np.float32)
+    scale = np.empty(V, np.float32)
+    mtts_t = torch.as_tensor(mtts, **f32)
+    delays_t = torch.as_tensor(delays, **f32)
 
     def vertex(s0, sm, sp):
         den = sm - 2 * s0 + sp
@@ -403,21 +432,69 @@ def box_nlr(
                           torch.zeros_like(den))
         return off.clamp(-0.5, 0.5)
 
-    for i0 in range(0, V, chunk):
-        ct = torch.as_tensor(c[i0 : i0 + chunk], dtype=torch.float32, device=dev)
-        P = ct @ Bt.T  # (V, G)
-        score = P.clamp_(min=0).square_().div_(bbt)  # reduction of the SSE, in place
-        g = score.argmax(dim=1)
-        gi, gj = g // nD, g % nD
-        m_c, d_c = mtts_t[gi], delays_t[gj]
-        b = Bt[g]
-        s_c = ((b * ct).sum(1) / bbt[g]).clamp_min(0)
-        if refine:
-            cc = (ct * ct).sum(1)
-            v = torch.arange(ct.shape[0], device=dev)
+    # exact projections at sub-grid shifts: A(t_i - x) = A[i - n] + F a[i - n] + F^2 h[i - n] with
+    # n = ceil(x / dt), F = n dt - x and h the half slope, so <A(. - x), C> needs three
+    # correlations at integer frame shifts n (one more matrix product)
+    n_max = min(T, int(np.ceil((delay_range[1] + mtt_range[1] + step) / dt)) + 1)
+    half = np.append(np.diff(a), 0.0) / (2.0 * dt)
+    A_cum = np.concatenate([[0.0], np.cumsum(0.5 * (a[1:] + a[:-1]) * dt)])
+    tab = np.zeros((T, 3, n_max + 1))
+    for n in range(n_max + 1):
+        for r, seq in enumerate((A_cum, a, half)):
+            tab[n:, r, n] = seq[: T - n]
+    # one matrix product per chunk: shifted integrals (K), the coarse grid's normalised basis, the refinement table
+    Bc = (Ash[i_d] - Ash[i_dm]).reshape(-1, T)[cg_np] / np.sqrt(np.maximum(bb.ravel(), 1e-12))[cg_np, None]
+    W = torch.as_tensor(K @ np.concatenate([Ash.T, Bc.T, tab.reshape(T, -1)], axis=1), **f32)
+    nK, nC = Ash.shape[0], Bc.shape[0]
+    # <b, b> is voxel-independent: exact on a grid 4x finer than the search (from the Gram matrix of
+    # the shifted AIF integrals), interpolated bilinearly at the refined point
+    h = step / 4
+    off_m = int(np.ceil(mtt_range[0] / h - 1e-9))
+    fm = (off_m + np.arange(int(np.floor((mtt_range[1] - off_m * h) / h + 1e-9)) + 1)) * h
+    fd = delay_range[0] + h * np.arange(int(np.floor((delay_range[1] - delay_range[0]) / h + 1e-9)) + 1)
+    ftau = delay_range[0] + h * np.arange(fd.size + off_m + fm.size)
+    Gs = _cum_integral(a, dt, t[None, :] - ftau[:, None])
+    gram = Gs @ Gs.T
+    jd = np.arange(fd.size)[None, :]
+    jm = jd + off_m + np.arange(fm.size)[:, None]
+    bb_f = gram[jd, jd] - 2 * gram[jd, jm] + gram[jm, jm]
+    bb_ft = torch.as_tensor(bb_f, **f32)
+    def bb_at(m: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        u = ((m - fm[0]) / h).clamp(0, fm.size - 1.001)
+        w = ((d - fd[0]) / h).clamp(0, fd.size - 1.001)
+        i, j = u.long(), w.long()
+        fu, fw = u - i, w - j
+        return ((1 - fu) * (1 - fw) * bb_ft[i, j] + fu * (1 - fw) * bb_ft[i + 1, j]
+                + (1 - fu) * fw * bb_ft[i, j + 1] + fu * fw * bb_ft[i + 1, j + 1])
 
-            def sse_at(ii, jj, cc=cc, score=score, v=v):  # SSE at grid point (ii, jj), gathered per voxel
-                return cc - score[v, ii.clamp(0, nM - 1) * nD + jj.clamp(0, nD - 1)]
+    for i0 in range(0, V, chunk):
+        ct = torch.as_tensor(c[i0 : i0 + chunk], **f32)
+        Z = ct @ W
+        S = Z[:, :nK]  # (v, K) correlations of the smoothed curves with the shifted AIF integrals
+        S3 = Z[:, nK + nC :].reshape(-1, 3, n_max + 1)
+
+        def proj(g, S=S):  # <b, C> and <b, b> at flat grid indices g: (n,) shared or (v, n) per voxel
+            if g.ndim == 1:
+                return S.index_select(1, i_d_t[g]) - S.index_select(1, i_dm_t[g]), bbt[g][None, :]
+            return S.gather(1, i_d_t[g]) - S.gather(1, i_dm_t[g]), bbt[g]
+
+        best = Z[:, nK : nK + nC].argmax(dim=1)  # max of <b, C> / |b|: the largest drop of the SSE
+        gi = torch.as_tensor(ci_idx, device=dev)[best // cj_idx.size]
+        gj = torch.as_tensor(cj_idx, device=dev)[best % cj_idx.size]
+        if coarse > 1:  # full-resolution neighbourhood of the coarse winner
+            ii = (gi[:, None] + oi_t[None, :]).clamp(0, nM - 1)
+            jj = (gj[:, None] + oj_t[None, :]).clamp(0, nD - 1)
+            p, q = proj(ii * nD + jj)
+            k = (p.clamp(min=0).square() / q).argmax(dim=1, keepdim=True)
+            gi, gj = ii.gather(1, k)[:, 0], jj.gather(1, k)[:, 0]
+        g = gi * nD + gj
+        p, q = proj(g[:, None])
+        s_c = (p[:, 0] / q[:, 0]).clamp_min(0)
+        m_c, d_c = mtts_t[gi], delays_t[gj]
+        if refine:
+            def sse_at(ii, jj):  # SSE minus |C|^2 at grid point (ii, jj) per voxel (|C|^2 cancels below)
+                pp, qq = proj((ii.clamp(0, nM - 1) * nD + jj.clamp(0, nD - 1))[:, None])
+                return -pp[:, 0].clamp(min=0).square() / qq[:, 0]
 
             s0 = sse_at(gi, gj)
             om = vertex(s0, sse_at(gi - 1, gj), sse_at(gi + 1, gj))
@@ -425,12 +502,17 @@ def box_nlr(
             om = torch.where((gi > 0) & (gi < nM - 1), om, torch.zeros_like(om))
             od = torch.where((gj > 0) & (gj < nD - 1), od, torch.zeros_like(od))
             m_r, d_r = m_c + om * step, d_c + od * step
-            tt = t_t[None, :]
-            b_r = cum_int(tt - d_r[:, None]) - cum_int(tt - d_r[:, None] - m_r[:, None])
-            s_r = ((b_r * ct).sum(1) / (b_r * b_r).sum(1).clamp_min(1e-12)).clamp_min(0)
-            sse_r = ((ct - s_r[:, None] * b_r) ** 2).sum(1)
-            sse_g = ((ct - s_c[:, None] * b) ** 2).sum(1)
-            better = sse_r < sse_g
+
+            def corr(x, S3=S3):  # <A(. - x), C> per voxel, exact for the piecewise-linear AIF
+                n = torch.ceil(x / dt - 1e-6).clamp(0, n_max).long()
+                F = (n * dt - x).clamp_min(0)[:, None]
+                sv = S3.gather(2, n[:, None, None].expand(-1, 3, 1))[:, :, 0]
+                return sv[:, 0] + F[:, 0] * (sv[:, 1] + F[:, 0] * sv[:, 2])
+
+            p_r = corr(d_r) - corr(d_r + m_r)
+            q_r = bb_at(m_r, d_r).clamp_min(1e-12)
+            s_r = (p_r / q_r).clamp_min(0)
+            better = -p_r.clamp(min=0).square() / q_r < s0  # s0: the same at the best grid point
             m_c = torch.where(better, m_r, m_c)
             d_c = torch.where(better, d_r, d_c)
             s_c = torch.where(better, s_r, s_c)
@@ -441,6 +523,51 @@ def box_nlr(
     tmax = dl + mtt / 2.0
     rs = lambda x: x.reshape(lead)  # noqa: E731
     return PerfusionEstimate(rs(cbf), rs(cbv), rs(mtt), rs(tmax), rs(dl), "box-NLR")
+
+
+def box_nlr_pooled(curves, aif, dt: float, *, mask: np.ndarray, sigma_px: float = 1.0,
+                   **kwargs: Any) -> PerfusionEstimate:
+    """Spatially regularised box-NLR: each curve is replaced by the Gaussian-weighted mean of the curves of
+    its neighbours inside ``mask`` (normalised convolution), then fitted by :func:`box_nlr`.
+
+    Pooling trades noise for resolution: at clinical noise the per-voxel fit is noise-limited,
+    while a lesion smaller than about ``2 sigma_px`` pixels is blurred into its surroundings.
+
+    Parameters
+    ----------
+    curves : array_like, shape (..., H, W, T)
+        Tissue enhancement, HU.
+    aif : array_like, shape (T,)
+    dt : float
+        Frame interval, s.
+    mask : ndarray of bool, shape (..., H, W)
+        Tissue to pool over and to fit (maps are 0 elsewhere).
+    sigma_px : float
+        Gaussian SD of the neighbourhood, pixels (0: per-voxel fit).
+    **kwargs
+        Passed to :func:`box_nlr`.
+    """
+    from scipy import ndimage
+
+    c = np.asarray(curves, dtype=np.float32)
+    m = np.asarray(mask, bool)
+    if c.ndim < 3 or c.shape[:-1] != m.shape:
+        raise ValueError(f"curves must be (..., H, W, T) with mask (..., H, W); got {c.shape} and {m.shape}")
+    if sigma_px < 0:
+        raise ValueError(f"sigma_px must be >= 0, got {sigma_px}")
+    if sigma_px > 0:
+        sig = (0,) * (c.ndim - 3) + (sigma_px, sigma_px, 0)
+        num = ndimage.gaussian_filter(c * m[..., None], sig, mode="constant")
+        den = ndimage.gaussian_filter(m.astype(np.float32), sig[:-1], mode="constant")
+        c = num / np.maximum(den, 1e-3)[..., None]
+    e = box_nlr(c[m], aif, dt, **kwargs)
+
+    def full(v: np.ndarray) -> np.ndarray:
+        out = np.zeros(m.shape, np.float32)
+        out[m] = v
+        return out
+
+    return PerfusionEstimate(full(e.cbf), full(e.cbv), full(e.mtt), full(e.tmax), full(e.delay), "box-NLR pooled")
 
 
 METHODS = {"sSVD": ssvd, "bcSVD": bcsvd, "oSVD": osvd, "Tikhonov": tikhonov, "box-NLR": box_nlr}

@@ -7,9 +7,19 @@
 * :func:`cnn_inputs`, :func:`cnn_targets`, :func:`targets_to_maps` — the paper's scaling:
   frames windowed to [-160, 240] HU, mapped to [0, 1] (8-bit) and standardised with the
   authors' constants; maps windowed to [0, 1] by their display windows.
-* :func:`train_map_unet` — trains :class:`lib.perfusion.unet.UNet` with MSE (Adam +
-  ReduceLROnPlateau as in the paper-era code) through :func:`lib.core.train.fit`.
+* :func:`enhancement_inputs` — our alternative input: baseline-subtracted frames in a
+  [-20, 100] HU enhancement window (the contrast signal made explicit).
+* :func:`map_loss_weights`, :func:`map_loss` — per-map inverse-variance weights and a
+  brain-weighted MSE, so that the low-variance TTP target is not drowned by CBV/CBF.
+* :func:`train_map_unet` — trains :class:`lib.perfusion.unet.UNet` (Adam +
+  ReduceLROnPlateau as in the paper-era code, or cosine) through :func:`lib.core.train.fit`.
 * :func:`map_errors` — per-class MAE and bias of estimated maps against the truth.
+* :func:`lesion_scores` — lesion Dice (mean and spread over subjects) and volume agreement
+  of several methods' maps under the threshold rules.
+* :func:`protocol_scores`, :func:`motion_scores` — deconvolution on another acquisition
+  protocol, and box-NLR with per-frame motion with and without rigid registration.
+* :func:`delay_mtt_sweep` — estimated/true CBF of every method on synthetic curves over
+  delay and MTT (Kudo-style), on the phantom's protocol grid.
 """
 
 from __future__ import annotations
@@ -21,8 +31,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lib.perfusion import phantom as P
 from lib.perfusion.deconvolution import bolus_arrival, deconvolve, enhancement, time_to_peak
 from lib.perfusion.dicom import window_to_unit
+from lib.perfusion.lesions import lesion_agreement, lesion_labels
 from lib.perfusion.preprocess import bilateral_filter, brain_mask, register_frames, select_input_functions
 
 __all__ = [
@@ -35,11 +47,19 @@ __all__ = [
     "preprocess",
     "deconvolve_slices",
     "cnn_inputs",
+    "ENHANCEMENT_WINDOW",
+    "enhancement_inputs",
     "cnn_targets",
+    "map_loss_weights",
+    "map_loss",
     "targets_to_maps",
     "train_map_unet",
     "predict_maps",
     "map_errors",
+    "lesion_scores",
+    "delay_mtt_sweep",
+    "protocol_scores",
+    "motion_scores",
 ]
 
 #: The authors' input window (DICOM 40/400 HU).
@@ -47,6 +67,8 @@ INPUT_WINDOW: tuple[float, float] = (-160.0, 240.0)
 #: The authors' standardisation of the [0, 1]-scaled input (``src/dataloader.py@0c95485``).
 INPUT_MEAN: float = 0.2375
 INPUT_STD: float = 0.3159
+#: Enhancement window of :func:`enhancement_inputs`, HU above the pre-contrast baseline.
+ENHANCEMENT_WINDOW: tuple[float, float] = (-20.0, 100.0)
 
 
 def map_windows(duration_s: float) -> dict[str, tuple[float, float]]:
@@ -180,6 +202,35 @@ def cnn_inputs(frames: np.ndarray, frame_idx: np.ndarray | None = None) -> np.nd
     return ((u - INPUT_MEAN) / INPUT_STD).astype(np.float32)
 
 
+def enhancement_inputs(frames: np.ndarray, n_baseline: np.ndarray, frame_idx: np.ndarray | None = None,
+                       *, window: tuple[float, float] = ENHANCEMENT_WINDOW, scale_hu: float = 25.0) -> np.ndarray:
+    """Network input ``(N, n, H, W)`` float32: frames minus their pre-contrast mean, clipped, in units of 25 HU.
+
+    Parameters
+    ----------
+    frames : ndarray, shape (N, T, H, W)
+        Filtered frames, HU (e.g. :attr:`Preprocessed.frames`).
+    n_baseline : ndarray of int, shape (N,)
+        Pre-contrast frames per slice (:attr:`Preprocessed.n_baseline`).
+    frame_idx : ndarray, optional
+        Subset of frames.
+    window : (float, float)
+        Enhancement clipped to this range, HU (arteries saturate).
+    scale_hu : float
+        Divisor, HU (grey matter peaks near 1).
+    """
+    x = np.asarray(frames, dtype=np.float32)
+    nb = np.asarray(n_baseline, dtype=int)
+    if x.ndim != 4 or nb.shape != (x.shape[0],):
+        raise ValueError(f"need frames (N, T, H, W) and n_baseline (N,); got {x.shape} and {nb.shape}")
+    if np.any(nb < 1) or np.any(nb > x.shape[1]):
+        raise ValueError(f"n_baseline must be in [1, T={x.shape[1]}], got {nb.min()}..{nb.max()}")
+    base = np.stack([x[i, : nb[i]].mean(0) for i in range(x.shape[0])])[:, None]
+    if frame_idx is not None:
+        x = x[:, frame_idx]
+    return (np.clip(x - base, *window) / scale_hu).astype(np.float32)
+
+
 def cnn_targets(
     maps: dict[str, np.ndarray], names: tuple[str, ...], windows: dict[str, tuple[float, float]]
 ) -> np.ndarray:
@@ -202,6 +253,48 @@ def targets_to_maps(y: np.ndarray | torch.Tensor, names: tuple[str, ...],
             for c, n in enumerate(names)}
 
 
+def map_loss_weights(y: np.ndarray, brain: np.ndarray) -> np.ndarray:
+    """Per-map loss weights ``(C,)``, inversely proportional to each target's variance in the brain, mean 1.
+
+    Parameters
+    ----------
+    y : ndarray, shape (N, C, H, W)
+        Targets (e.g. from :func:`cnn_targets`).
+    brain : ndarray of bool, shape (N, H, W)
+    """
+    y = np.asarray(y, dtype=np.float64)
+    brain = np.asarray(brain, bool)
+    if y.ndim != 4 or brain.shape != (y.shape[0],) + y.shape[2:]:
+        raise ValueError(f"need y (N, C, H, W) and brain (N, H, W); got {y.shape} and {brain.shape}")
+    if not brain.any():
+        raise ValueError("brain mask is empty: no pixels to weigh the maps on")
+    var = y.transpose(1, 0, 2, 3)[:, brain].var(axis=1)
+    w = 1.0 / np.maximum(var, 1e-8)
+    return (w / w.mean()).astype(np.float32)
+
+
+def map_loss(out: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None,
+             *, background_weight: float = 0.1) -> torch.Tensor:
+    """Weighted MSE over maps and pixels.
+
+    Parameters
+    ----------
+    out : Tensor, shape (B, C, H, W)
+    target : Tensor, shape (B, C + 1, H, W)
+        The maps followed by one brain-mask channel (1 in the brain).
+    weights : Tensor, shape (C,), optional
+        Per-map weights (:func:`map_loss_weights`); default 1.
+    background_weight : float
+        Weight of pixels outside the brain relative to brain pixels.
+    """
+    if target.shape[1] != out.shape[1] + 1:
+        raise ValueError(f"target needs {out.shape[1]} map channels plus a mask channel; got {target.shape[1]}")
+    y, m = target[:, :-1], target[:, -1:]
+    w = torch.ones(out.shape[1], device=out.device) if weights is None else weights.to(out.device)
+    px = background_weight + (1.0 - background_weight) * m
+    return ((out - y).square() * w.view(1, -1, 1, 1) * px).sum() / (px.sum() * out.shape[1])
+
+
 def train_map_unet(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -217,8 +310,17 @@ def train_map_unet(
     device: Any = "auto",
     flip: bool = True,
     schedule: str = "plateau",
+    brain_train: np.ndarray | None = None,
+    brain_val: np.ndarray | None = None,
+    balance_maps: bool = False,
+    background_weight: float = 0.1,
 ):
     """Train the paper's U-Net (one output channel per map) with MSE.
+
+    With ``brain_train``/``brain_val`` (bool ``(N, H, W)``) the loss is :func:`map_loss`:
+    pixels outside the brain weigh ``background_weight`` and, with ``balance_maps``, each map
+    is weighted by :func:`map_loss_weights` of the training targets. Without them it is the
+    plain MSE of the paper-era code.
 
     Adam with ``ReduceLROnPlateau(patience=5)`` on the validation loss (``schedule="plateau"``),
     as in the paper-era code (the paper text says SGD; every public version of the code uses
@@ -235,6 +337,16 @@ def train_map_unet(
 
     torch.manual_seed(seed)
     model = UNet(x_train.shape[1], y_train.shape[1], width=width, pool=pool)
+    loss_fn = torch.nn.functional.mse_loss
+    if (brain_train is None) != (brain_val is None):
+        raise ValueError("give both brain_train and brain_val, or neither")
+    if brain_train is not None:
+        wts = torch.as_tensor(map_loss_weights(y_train, brain_train)) if balance_maps else None
+        y_train = np.concatenate([y_train, np.asarray(brain_train, np.float32)[:, None]], axis=1)
+        y_val = np.concatenate([y_val, np.asarray(brain_val, np.float32)[:, None]], axis=1)
+
+        def loss_fn(out, y):  # noqa: F811
+            return map_loss(out, y, wts, background_weight=background_weight)
     tl = train.array_loader(x_train, y_train, batch_size=batch_size, shuffle=True, seed=seed)
     vl = train.array_loader(x_val, y_val, batch_size=batch_size)
     gen = torch.Generator().manual_seed(seed + 1)
@@ -251,7 +363,7 @@ def train_map_unet(
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
     else:
         raise ValueError(f"schedule must be 'plateau' or 'cosine', got {schedule!r}")
-    return train.fit(model, tl, loss_fn=torch.nn.functional.mse_loss, epochs=epochs, optimizer=opt, val_loader=vl,
+    return train.fit(model, tl, loss_fn=loss_fn, epochs=epochs, optimizer=opt, val_loader=vl,
                      batch_transform=flip_batch, scheduler=sched, scheduler_monitor=schedule == "plateau",
                      device=device, progress=False)
 
@@ -286,3 +398,125 @@ def map_errors(est: dict[str, np.ndarray], truth: dict[str, np.ndarray], classes
             rows.append({"map": n, "class": cname, "mae": float(np.abs(d).mean()), "bias": float(d.mean()),
                          "truth_mean": float(truth[n][m].mean())})
     return pd.DataFrame(rows)
+
+
+def lesion_scores(maps_by_name: dict[str, dict[str, np.ndarray]], core: np.ndarray, penumbra: np.ndarray,
+                  brain: np.ndarray, subject: np.ndarray, pixel_mm: float, slice_mm: float,
+                  *, rules: tuple[str, ...] = ("paper", "mtt", "tmax")) -> tuple[pd.DataFrame, dict]:
+    """Lesion agreement of each method's maps with reference masks under each applicable rule.
+
+    Parameters
+    ----------
+    maps_by_name : dict of name -> maps
+        Maps as for :func:`lib.perfusion.lesions.lesion_labels`; a rule is skipped when a
+        method lacks one of its maps.
+    core, penumbra : ndarray of bool, shape (N, H, W)
+        Reference masks (the phantom's truth, or another method's labels).
+    brain : ndarray of bool, shape (N, H, W)
+    subject : ndarray of int, shape (N,)
+        Subject of each slice (Dice is per subject, then mean and SD over subjects with a lesion).
+    pixel_mm, slice_mm : float
+
+    Returns
+    -------
+    table : DataFrame
+        One row per (maps, rule): ``core Dice``, ``core Dice SD``, ``penumbra Dice``,
+        ``penumbra Dice SD``, ``n core``, ``n penumbra`` (subjects with a reference lesion),
+        ``core vol r``, ``penumbra vol r``, ``core vol bias, ml``, ``penumbra vol bias, ml``.
+    labels : dict
+        ``(name, rule) -> (core, penumbra)`` masks of every method.
+    """
+    need = {"paper": ("cbv", "cbf", "ttp"), "mtt": ("cbv", "cbf"), "tmax": ("cbf", "tmax")}
+    unknown = [r for r in rules if r not in need]
+    if unknown:
+        raise ValueError(f"unknown rules {unknown}; choose from {sorted(need)}")
+    rows, labels = [], {}
+    for name, mp in maps_by_name.items():
+        for rule in rules:
+            if not all(k in mp for k in need[rule]):
+                continue
+            c, p = lesion_labels(mp, brain, rule=rule)
+            labels[(name, rule)] = (c, p)
+            a_c = lesion_agreement(core, c, subject, pixel_mm, slice_mm)
+            a_p = lesion_agreement(penumbra, p, subject, pixel_mm, slice_mm)
+            rows.append({"maps": name, "rule": rule, "core Dice": a_c["dice"], "core Dice SD": a_c["dice_sd"],
+                         "penumbra Dice": a_p["dice"], "penumbra Dice SD": a_p["dice_sd"],
+                         "n core": a_c["n"], "n penumbra": a_p["n"],
+                         "core vol r": a_c["r"], "penumbra vol r": a_p["r"],
+                         "core vol bias, ml": a_c["bias"], "penumbra vol bias, ml": a_p["bias"]})
+    return pd.DataFrame(rows), labels
+
+
+def delay_mtt_sweep(methods: list[str], sigma: float, rng: np.random.Generator, *,
+                    protocol: P.Protocol = P.CINE, fine_dt: float = 0.1, cbv: float = 4.0,
+                    delays: np.ndarray | None = None, mtts: np.ndarray | None = None, n_rep: int = 100,
+                    shapes: tuple[str, ...] = ("box", "exponential")) -> pd.DataFrame:
+    """Estimated over true CBF of each method on synthetic curves with known delay and MTT.
+
+    Curves are made by :func:`lib.perfusion.phantom.tissue_curves` on the protocol's fine grid
+    (AIF arrival 8 s, peak 400 HU, dispersion 1 s, CBV ``cbv`` ml/100 g), sampled at the
+    protocol's frames, with ``n_rep`` noisy repeats (SD ``sigma`` HU) per setting; identical
+    noise for every method.
+
+    Returns
+    -------
+    DataFrame with columns ``shape, method, delay, mtt, cbf_ratio`` (mean over repeats).
+    """
+    delays = np.arange(0.0, 8.01, 1.0) if delays is None else np.asarray(delays, float)
+    mtts = np.array([3.0, 4.0, 6.0, 8.0, 12.0]) if mtts is None else np.asarray(mtts, float)
+    tf = np.arange(0.0, protocol.duration + fine_dt / 2, fine_dt)
+    idx = np.rint(protocol.times / fine_dt).astype(int)
+    aif = P.aif_curve(tf, t0=8.0, peak=400.0)
+    Dg, Mg = np.meshgrid(delays, mtts, indexing="ij")
+    cbf_g = 60.0 * cbv / Mg  # central volume theorem, ml/100 g/min
+    rows = []
+    for shape in shapes:
+        curves, _ = P.tissue_curves(tf, aif, cbf_g.ravel(), Mg.ravel(), Dg.ravel(), np.ones(Dg.size), shape)
+        c = np.repeat(curves[:, idx], n_rep, axis=0)
+        c = c + rng.normal(0.0, sigma, c.shape)
+        for m in methods:
+            e = deconvolve(c, aif[idx], protocol.dt, m)
+            r = (e.cbf.reshape(-1, n_rep).mean(1) / cbf_g.ravel()).reshape(Dg.shape)
+            for a, d in enumerate(delays):
+                for b, mt in enumerate(mtts):
+                    rows.append({"shape": shape, "method": m, "delay": d, "mtt": mt, "cbf_ratio": r[a, b]})
+    return pd.DataFrame(rows)
+
+
+def protocol_scores(ph: P.Phantom, methods: tuple[str, ...] = ("oSVD", "box-NLR")) -> list[dict]:
+    """CBF/CBV MAE (brain) and paper-rule penumbra Dice against the truth of a phantom, per method.
+
+    The phantom is preprocessed at its own protocol's frame interval (e.g. :data:`lib.perfusion.phantom.SHUTTLE`).
+
+    Returns
+    -------
+    list of dict with ``experiment, method, CBF MAE, CBV MAE, penumbra Dice``.
+    """
+    pre = preprocess(ph.frames, ph.protocol.dt, ph.pixel_mm)
+    rows = []
+    for m in methods:
+        mp = deconvolve_slices(pre, m, mask=ph.brain)
+        _, pen = lesion_labels(mp, ph.brain, rule="paper")
+        rows.append({"experiment": f"{ph.protocol.name} protocol ({ph.protocol.n_frames} x {ph.protocol.dt:g} s)",
+                     "method": m, "CBF MAE": float(np.abs(mp["cbf"] - ph.cbf)[ph.brain].mean()),
+                     "CBV MAE": float(np.abs(mp["cbv"] - ph.cbv)[ph.brain].mean()),
+                     "penumbra Dice": lesion_agreement(ph.penumbra, pen, ph.subject, ph.pixel_mm, ph.slice_mm)["dice"]})
+    return rows
+
+
+def motion_scores(ph: P.Phantom, method: str = "box-NLR") -> list[dict]:
+    """CBF/CBV MAE (brain) of ``method`` on a phantom with motion, without and with rigid registration.
+
+    Returns
+    -------
+    list of two dicts (not registered, registered) with ``experiment, method, CBF MAE, CBV MAE``.
+    """
+    rows = []
+    mot = f"motion {ph.subjects.motion_px[0]:g} px / {ph.subjects.motion_deg[0]:g} deg"
+    for reg in (False, True):
+        pre = preprocess(ph.frames, ph.protocol.dt, ph.pixel_mm, register=reg)
+        mp = deconvolve_slices(pre, method, mask=ph.brain)
+        rows.append({"experiment": f"{mot}, {'registered' if reg else 'not registered'}", "method": method,
+                     "CBF MAE": float(np.abs(mp["cbf"] - ph.cbf)[ph.brain].mean()),
+                     "CBV MAE": float(np.abs(mp["cbv"] - ph.cbv)[ph.brain].mean())})
+    return rows
