@@ -350,9 +350,23 @@ def train_recipe(
     return res, np.stack([resize_probability(p, eval_size) for p in probs])
 
 
-def instance_maps(prob: np.ndarray, *, min_distance: int, threshold: float = 0.5) -> list[np.ndarray]:
-    """Watershed instances of each thresholded probability (or binary) map ``(N, H, W)``."""
-    return [watershed_instances(p > threshold, min_distance=min_distance) for p in np.asarray(prob, np.float32)]
+def instance_maps(
+    prob: np.ndarray, *, min_distance: int, min_size: int = 0, threshold: float = 0.5
+) -> list[np.ndarray]:
+    """Watershed instances of each thresholded probability (or binary) map ``(N, H, W)``.
+
+    Parameters
+    ----------
+    prob : numpy.ndarray
+        ``(N, H, W)`` probabilities (or bool masks).
+    min_distance : int
+        Marker separation, px (:func:`lib.nuclei.instances.watershed_instances`).
+    min_size : int
+        Instances with fewer pixels are dropped (specks of a few pixels are false positives).
+    threshold : float
+    """
+    return [watershed_instances(p > threshold, min_distance=min_distance, min_size=min_size)
+            for p in np.asarray(prob, np.float32)]
 
 
 def modality_table(

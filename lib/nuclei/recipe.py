@@ -3,12 +3,13 @@
 What differs from the seed's protocol (:func:`lib.nuclei.experiment.fit_seed_protocol`), each
 change switchable for an ablation:
 
-* **Per-image percentile normalisation** (:func:`normalize_image`): intensities are mapped so
-  that the ``low``/``high`` percentiles of each image become 0 and 1, instead of dividing by 255;
-  dim fluorescence images then look like bright ones.
-* **Brightfield inversion**: where the background is bright (the median lies in the upper half
-  of the percentile range: brightfield and stained images) the image is inverted, so nuclei are
-  bright on dark in every modality.
+* **Per-image percentile normalisation** (:func:`normalize_image`): each channel is mapped so
+  that its ``low``/``high`` percentiles become 0 and 1, instead of dividing by 255; dim
+  fluorescence images then look like bright ones, and a tinted (stained) background becomes
+  uniformly bright in all channels.
+* **Brightfield inversion**: where the background is bright (the median of the normalised
+  image lies in the upper half: brightfield and stained images) the image is inverted, so
+  nuclei are bright on dark in every modality.
 * **Crops at native resolution** (:class:`CropDataset`): random ``crop x crop`` windows of the
   unresized image instead of squashing every image (256x256 to 1040x1388 in DSB) to one size,
   so nuclei keep their size in pixels; prediction runs on the whole native image
@@ -51,11 +52,13 @@ def normalize_image(
     image : numpy.ndarray
         ``(H, W, 3)`` uint8 RGB.
     percentiles : (float, float) or None
-        Lower/upper percentiles (over all channels) mapped to 0 and 1, then clipped to [0, 1].
+        Lower/upper percentiles of each channel mapped to 0 and 1, then clipped to [0, 1]
+        (per channel, so that a tinted background is bright in every channel).
         ``None``: divide by 255 (the seed's scaling).
     invert : bool or "auto"
-        ``"auto"``: invert when the median lies above the middle of the [low, high] range
-        (bright background: brightfield and stained images); ``True``/``False``: always/never.
+        ``"auto"``: invert when the median of the normalised channel-mean image is above 0.5,
+        i.e. most pixels (the background) are bright: brightfield and stained images;
+        ``True``/``False``: always/never.
 
     Returns
     -------
@@ -64,17 +67,16 @@ def normalize_image(
     """
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
-    x = image.astype(np.float32)
-    if percentiles is None:
-        lo, hi = 0.0, 255.0
-    else:
-        lo, hi = (float(v) for v in np.percentile(x, percentiles))
-        if hi <= lo:
-            hi = lo + 1.0
-    y = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
-    flip = invert is True or (invert == "auto" and float(np.median(y)) > 0.5)
     if invert not in (True, False, "auto"):
         raise ValueError(f"invert must be True, False or 'auto', got {invert!r}")
+    x = image.astype(np.float32)
+    if percentiles is None:
+        lo, hi = np.zeros(3, np.float32), np.full(3, 255.0, np.float32)
+    else:
+        lo, hi = np.percentile(x.reshape(-1, 3), percentiles, axis=0).astype(np.float32)
+        hi = np.where(hi > lo, hi, lo + 1.0)
+    y = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+    flip = invert is True or (invert == "auto" and float(np.median(y.mean(2))) > 0.5)
     if flip:
         y = 1.0 - y
     return np.ascontiguousarray(np.rint(y * 255).astype(np.uint8).transpose(2, 0, 1))

@@ -29,6 +29,11 @@ def test_normalisation_is_gain_invariant_and_inverts_bright_backgrounds():
     # brightfield-like: dark nuclei on a bright background become bright on dark
     bf = R.normalize_image(_blobs(220, 90))
     assert bf[:, 12, 12].mean() > 200 and bf[:, 2, 2].mean() < 50
+    # stained-like: dark purple nuclei on a light purple background; every channel ends dark outside nuclei
+    st = np.full((40, 40, 3), (180, 160, 220), np.uint8)
+    st[10:20, 10:20] = (100, 60, 160)
+    st = R.normalize_image(st + np.random.default_rng(1).integers(0, 4, st.shape).astype(np.uint8))
+    assert st[:, 12, 12].min() > 200 and st[:, 2, 2].max() < 60
     fl = R.normalize_image(_blobs(10, 150))
     assert fl[:, 12, 12].mean() > 200 and fl[:, 2, 2].mean() < 50
     assert R.normalize_image(_blobs(220, 90), invert=False)[:, 12, 12].mean() < 50
