@@ -425,11 +425,14 @@ def compare_text(a: float, b: float, *, name_a: str, name_b: str, tol: float = 0
     return f"{name_a} ({a:.3f}) {verb} {name_b} ({b:.3f}) by {abs(d):.1f} points"
 
 
-def goal_text(value: float, goal: float, *, what: str) -> str:
-    """``"<what> 0.912 meets the goal 0.90"`` or ``"... falls short of the goal 0.90 by 1.3 points"``."""
+def goal_text(value: float, goal: float, *, what: str, digits: int = 2) -> str:
+    """``"<what> 0.912 meets the goal 0.90"`` or ``"... falls short of the goal 0.90 by 1.3 points"``.
+
+    ``digits`` is the number of decimals of the goal (3 for a goal computed from another score).
+    """
     if value >= goal:
-        return f"{what} {value:.3f} meets the goal {goal:.2f}"
-    return f"{what} {value:.3f} falls short of the goal {goal:.2f} by {100 * (goal - value):.1f} points"
+        return f"{what} {value:.3f} meets the goal {goal:.{digits}f}"
+    return f"{what} {value:.3f} falls short of the goal {goal:.{digits}f} by {100 * (goal - value):.1f} points"
 
 
 def seed_spread(values: Sequence[float]) -> tuple[float, float]:

@@ -56,17 +56,32 @@ def test_nuclei_ci_real_subset(tmp_path):
     assert (tmp_path / "figures" / "nuclei_triptych.png").is_file()
 
 
+@pytest.fixture(scope="module")
+def lab_metrics(tmp_path_factory):
+    return run_study("nuclei", "lab", out=tmp_path_factory.mktemp("nuclei-lab")).metrics
+
+
 @pytest.mark.slow
 @needs_mirror
-def test_nuclei_lab_goals(tmp_path):
-    """The issue's goals at lab on the 134 real test images."""
-    m = run_study("nuclei", "lab", out=tmp_path).metrics
+def test_nuclei_lab_results(lab_metrics):
+    """What the lab run establishes on the 134 real test images (measured margins, see the chapter)."""
+    m = lab_metrics
     assert m["n_test"] == 134
+    assert m["otsu_f1_pooled"] == pytest.approx(_otsu_f1_reference(dsb_test_ids(), 256)[0], abs=0.01)
+    assert m["mru_f1_mean"] > 0.820  # the seed's reported per-image mean F1
+    assert m["mru_ws_ap50"] > m["otsu_ws_ap50"] and m["mru_ws_dsb"] > m["otsu_ws_dsb"]
+    assert m["unet_f1_pooled"] > 0.85
+
+
+@pytest.mark.slow
+@needs_mirror
+def test_nuclei_lab_goals(lab_metrics):
+    """The issue's goals at lab: pooled F1 >= 0.90, Jaccard >= 0.82, Otsu + 3 points, AP@0.5 >= 0.75."""
+    m = lab_metrics
     assert m["mru_f1_pooled"] >= 0.90
     assert m["mru_jaccard_pooled"] >= 0.82
     assert m["mru_f1_pooled"] >= m["otsu_f1_pooled"] + 0.03
     assert m["mru_ws_ap50"] >= 0.75
-    assert m["otsu_f1_pooled"] == pytest.approx(_otsu_f1_reference(dsb_test_ids(), 256)[0], abs=0.01)
 
 
 def dsb_test_ids():

@@ -83,6 +83,7 @@ def test_verdict_sentences():
     assert "within 1 point" in compare_text(0.870, 0.866, name_a="A", name_b="B")
     assert goal_text(0.887, 0.90, what="F1") == "F1 0.887 falls short of the goal 0.90 by 1.3 points"
     assert goal_text(0.90, 0.90, what="F1") == "F1 0.900 meets the goal 0.90"
+    assert goal_text(0.867, 0.8963, what="F1", digits=3) == "F1 0.867 falls short of the goal 0.896 by 2.9 points"
 
 
 def test_modality_table_perfect_and_empty_predictions():
