@@ -50,7 +50,7 @@ __all__ = [
     "read_kaggle_masks",
     "read_record",
     "read_dataset",
-    "read_manifest",
+    "read_dsb_index",
     "resize_bilinear",
     "resize_labels",
     "preprocess_image",
@@ -326,8 +326,13 @@ def read_dataset(
     return [read_record(s, layout) for s in samples]
 
 
-def read_manifest(root: str | os.PathLike) -> list[dict[str, str]]:
-    """Rows of the mirror's ``manifest.csv`` (one dict per image, sorted by ``image_id``)."""
+def read_dsb_index(root: str | os.PathLike) -> list[dict[str, str]]:
+    """The mirror's per-image index ``manifest.csv``: one dict per image, sorted by ``image_id``.
+
+    Columns include ``image_id, height, width, modality_guess, n_nuclei_original, in_fixed_set``
+    (see the mirror's README). Not to be confused with the registry's checksum manifests
+    (:func:`lib.core.registry.read_manifest`).
+    """
     path = Path(root) / "manifest.csv"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; the DSB 2018 mirror folder must contain manifest.csv")
@@ -337,26 +342,25 @@ def read_manifest(root: str | os.PathLike) -> list[dict[str, str]]:
 
 
 def mirror_root() -> Path:
-    """The DSB 2018 mirror folder: ``registry.fetch("dsb2018")`` if available, else the env mirror.
+    """The DSB 2018 mirror folder, from ``lib.core.registry.fetch("dsb2018")`` (checksums verified).
 
     Raises
     ------
     FileNotFoundError
-        If the data cannot be found (callers fall back to synthetic data).
+        If the data are absent (not in the cache, no mirror): callers may fall back to synthetic data.
+    lib.core.registry.ChecksumError
+        If the files exist but differ from the registry (corrupt or another version). This is
+        never turned into "data absent": a corrupt mirror must stop the run, not silently
+        switch it to synthetic images.
     """
-    try:
-        from lib.core import registry
+    from lib.core import registry
 
-        try:
-            return Path(registry.fetch("dsb2018"))
-        except Exception as exc:  # DataUnavailableError and friends
-            raise FileNotFoundError(f"dsb2018 unavailable: {exc}") from exc
-    except ImportError:
-        base = Path(os.environ.get("STUDIES_DATA_MIRROR", "/work/shared/data"))
-        root = base / "nuclei" / "dsb2018"
-        if not (root / "manifest.csv").is_file():
-            raise FileNotFoundError(f"dsb2018 mirror not found at {root}; set STUDIES_DATA_MIRROR") from None
-        return root
+    try:
+        return Path(registry.fetch("dsb2018"))
+    except registry.ChecksumError:
+        raise
+    except registry.DataUnavailableError as exc:
+        raise FileNotFoundError(f"dsb2018 unavailable: {exc}") from exc
 
 
 # --------------------------------------------------------------------------------- preprocessing
@@ -459,7 +463,7 @@ def seed_split(items: Sequence, split: float = 0.2, random_state: int = 42) -> t
 
 def dsb_split_ids(root: str | os.PathLike) -> dict[str, list[str]]:
     """The seed's 402/134/134 split of the 670 DSB ids (sorted ids == sorted ``<id>.jpg`` paths)."""
-    ids = [r["image_id"] for r in read_manifest(root)]
+    ids = [r["image_id"] for r in read_dsb_index(root)]
     train, valid, test = seed_split(ids)
     return {"train": train, "valid": valid, "test": test}
 
@@ -555,7 +559,7 @@ def load_arrays(
     """
     if label_set not in ("original", "fixed"):
         raise ValueError(f"label_set must be 'original' or 'fixed', got {label_set!r}")
-    man = {r["image_id"]: r for r in read_manifest(root)}
+    man = {r["image_id"]: r for r in read_dsb_index(root)}
     unknown = [i for i in ids if i not in man]
     if unknown:
         raise ValueError(f"{len(unknown)} id(s) not in the manifest of {root}: {unknown[:3]}")

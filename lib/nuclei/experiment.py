@@ -9,9 +9,16 @@ Evaluation (:func:`predict_proba`, :func:`evaluate_masks`): sigmoid probabilitie
 averaged over the four flips (test-time augmentation), bilinearly resized to the evaluation size,
 thresholded at 0.5, and scored with the pixel metrics of :mod:`lib.core.metrics` both pooled over the
 test set and as per-image means (the seed's aggregation).
+
+Beside the seed's protocol, :func:`train_recipe` trains with the recipe of :mod:`lib.nuclei.recipe`
+(native-resolution crops, normalisation, Dice + BCE, symmetries, schedule), each change switchable
+for the ablation; the remaining helpers build the chapter's tables and verdict sentences.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,7 +28,9 @@ from torch import Tensor, nn
 
 from lib.core import train
 from lib.core.metrics import segmentation_report
-from lib.nuclei.dsb import NucleiArrays
+from lib.nuclei.dsb import NucleiArrays, NucleiRecord, preprocess_mask, resize_bilinear
+from lib.nuclei.instances import object_report, watershed_instances
+from lib.nuclei.recipe import fit_recipe, normalize_image, predict_native, resize_probability
 
 __all__ = [
     "UInt8Batch",
@@ -30,6 +39,17 @@ __all__ = [
     "predict_proba",
     "evaluate_masks",
     "per_image_table",
+    "recipe_inputs",
+    "build_network",
+    "train_recipe",
+    "instance_maps",
+    "modality_table",
+    "pick_cases",
+    "compare_text",
+    "goal_text",
+    "seed_spread",
+    "method_key",
+    "read_sweep_metrics",
 ]
 
 
@@ -221,3 +241,238 @@ def per_image_table(ids: list[str], modality: list[str], y_true: np.ndarray, y_p
         "f1": f1_score(t, p, reduction="none"),
         "jaccard": jaccard(t, p, reduction="none"),
     })
+
+
+# ------------------------------------------------------------------------ chapter glue (recipe, tables)
+def recipe_inputs(
+    records: Sequence[NucleiRecord],
+    *,
+    normalize: bool = True,
+    invert: bool = True,
+    squash: int | None = None,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Network inputs and masks of the recipe for native-resolution records.
+
+    Parameters
+    ----------
+    records : sequence of NucleiRecord
+    normalize : bool
+        Per-image percentile normalisation (else /255, the seed's scaling).
+    invert : bool
+        Invert bright-background (brightfield, stained) images.
+    squash : int, optional
+        Ablation of native-resolution crops: resize every image and mask to ``squash x squash``
+        first (the seed's handling), then crop from that.
+
+    Returns
+    -------
+    images : list of numpy.ndarray
+        ``(3, H, W)`` uint8 normalised images.
+    masks : list of numpy.ndarray
+        ``(H, W)`` bool union masks.
+    """
+    imgs, masks = [], []
+    for r in records:
+        image, lab = r.image, r.labels
+        if squash is not None:
+            image = np.clip(np.rint(resize_bilinear(image, squash)), 0, 255).astype(np.uint8)
+            masks.append(preprocess_mask(lab, squash)[1])
+        else:
+            masks.append(lab > 0)
+        pct = (1.0, 99.8) if normalize else None
+        imgs.append(normalize_image(image, percentiles=pct, invert="auto" if invert else False))
+    return imgs, masks
+
+
+def build_network(
+    kind: str, *, width: int, variant: str = "seed", bn_momentum: float = 0.1, seed: int = 0
+) -> nn.Module:
+    """A freshly initialised ``"MultiResUNet"`` (top width ``width``) or ``"U-Net"`` (``width``-``16 width``)."""
+    from lib.nuclei.multiresunet import MultiResUNet, set_bn_momentum
+    from lib.nuclei.unet2d import UNet2D
+
+    torch.manual_seed(seed)
+    if kind == "MultiResUNet":
+        return set_bn_momentum(MultiResUNet(3, 1, base_filters=width, variant=variant), bn_momentum)  # type: ignore[arg-type]
+    if kind == "U-Net":
+        return UNet2D(3, 1, base_filters=width)
+    raise ValueError(f"unknown network {kind!r}; use 'MultiResUNet' or 'U-Net'")
+
+
+def train_recipe(
+    kind: str,
+    train_records: Sequence[NucleiRecord],
+    valid_records: Sequence[NucleiRecord],
+    test_records: Sequence[NucleiRecord],
+    *,
+    eval_size: int,
+    width: int,
+    epochs: int,
+    crop: int = 128,
+    crops_per_image: int = 1,
+    lr: float = 3e-3,
+    batch_size: int = 8,
+    normalize: bool = True,
+    invert: bool = True,
+    native: bool = True,
+    squash_size: int = 256,
+    augment: bool = True,
+    dice_weight: float = 1.0,
+    schedule: bool = True,
+    tta: bool = False,
+    variant: str = "seed",
+    bn_momentum: float = 0.1,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+) -> tuple[train.FitResult, np.ndarray]:
+    """Train one network with the recipe and predict the test set, scored at ``eval_size``.
+
+    Every switch (``normalize``, ``invert``, ``native``, ``augment``, ``dice_weight``,
+    ``schedule``) turns one change of the recipe off for the ablation; with ``native=False``
+    images are squashed to ``squash_size`` first and predictions are made at that size.
+
+    Returns
+    -------
+    fit : lib.core.train.FitResult
+    prob : numpy.ndarray
+        ``(N_test, eval_size, eval_size)`` float32 test probabilities.
+    """
+    squash = None if native else squash_size
+    kw = dict(normalize=normalize, invert=invert, squash=squash)
+    tr_x, tr_y = recipe_inputs(train_records, **kw)
+    va_x, va_y = recipe_inputs(valid_records, **kw)
+    te_x, _ = recipe_inputs(test_records, **kw)
+    model = build_network(kind, width=width, variant=variant, bn_momentum=bn_momentum, seed=seed)
+    res = fit_recipe(model, tr_x, tr_y, va_x, va_y, epochs=epochs, crop=min(crop, squash or crop),
+                     crops_per_image=crops_per_image, lr=lr, batch_size=batch_size, augment=augment,
+                     dice_weight=dice_weight, schedule=schedule, seed=seed, device=device)
+    probs = predict_native(res.model, te_x, tta=tta, device=device)
+    return res, np.stack([resize_probability(p, eval_size) for p in probs])
+
+
+def instance_maps(
+    prob: np.ndarray, *, min_distance: int, min_size: int = 0, threshold: float = 0.5
+) -> list[np.ndarray]:
+    """Watershed instances of each thresholded probability (or binary) map ``(N, H, W)``.
+
+    Parameters
+    ----------
+    prob : numpy.ndarray
+        ``(N, H, W)`` probabilities (or bool masks).
+    min_distance : int
+        Marker separation, px (:func:`lib.nuclei.instances.watershed_instances`).
+    min_size : int
+        Instances with fewer pixels are dropped (specks of a few pixels are false positives).
+    threshold : float
+    """
+    return [watershed_instances(p > threshold, min_distance=min_distance, min_size=min_size)
+            for p in np.asarray(prob, np.float32)]
+
+
+def modality_table(
+    truth: np.ndarray,
+    true_labels: Sequence[np.ndarray],
+    modality: Sequence[str],
+    preds: dict[str, np.ndarray],
+    instances: dict[str, list[np.ndarray]],
+) -> pd.DataFrame:
+    """Pooled pixel F1 and watershed AP@0.5 per modality for every method.
+
+    Parameters
+    ----------
+    truth : numpy.ndarray
+        ``(N, H, W)`` bool test masks.
+    true_labels : sequence of numpy.ndarray
+        ``(H, W)`` true instance maps.
+    modality : sequence of str
+        Modality of each test image.
+    preds : dict of name -> (N, H, W) bool
+    instances : dict of name -> list of (H, W) int
+        Predicted instance maps (same keys as ``preds``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``(modality, method)``; columns ``images, pixel F1 (pooled), AP@0.5, DSB mean AP``.
+    """
+    mod = np.asarray(modality)
+    rows = []
+    for m in [x for x in ("fluorescence", "color_stained", "brightfield", "synthetic") if (mod == x).any()]:
+        sel = np.flatnonzero(mod == m)
+        for name, p in preds.items():
+            obj = object_report([true_labels[i] for i in sel], [instances[name][i] for i in sel])
+            rows.append({"modality": m, "method": name, "images": int(sel.size),
+                         "pixel F1 (pooled)": evaluate_masks(truth[sel], p[sel])["f1_pooled"],
+                         "AP@0.5": obj["ap50"], "DSB mean AP": obj["dsb"]})
+    return pd.DataFrame(rows).set_index(["modality", "method"])
+
+
+def pick_cases(scores: Sequence[float]) -> dict[str, int]:
+    """Indices of the best, median and worst image by a per-image score (ties: first)."""
+    s = np.asarray(scores, np.float64)
+    if s.size == 0:
+        raise ValueError("no scores given")
+    order = np.argsort(s, kind="stable")
+    return {"best": int(order[-1]), "median": int(order[(s.size - 1) // 2]), "worst": int(order[0])}
+
+
+def compare_text(a: float, b: float, *, name_a: str, name_b: str, tol: float = 0.01) -> str:
+    """A verdict sentence for two scores in [0, 1], in points (x100): beats / within / falls short."""
+    d = 100 * (a - b)
+    if abs(d) <= 100 * tol:
+        return f"{name_a} ({a:.3f}) is within {100 * tol:.0f} point of {name_b} ({b:.3f})"
+    verb = "beats" if d > 0 else "falls short of"
+    return f"{name_a} ({a:.3f}) {verb} {name_b} ({b:.3f}) by {abs(d):.1f} points"
+
+
+def goal_text(value: float, goal: float, *, what: str, digits: int = 2) -> str:
+    """``"<what> 0.912 meets the goal 0.90"`` or ``"... falls short of the goal 0.90 by 1.3 points"``.
+
+    ``digits`` is the number of decimals of the goal (3 for a goal computed from another score).
+    """
+    if value >= goal:
+        return f"{what} {value:.3f} meets the goal {goal:.{digits}f}"
+    return f"{what} {value:.3f} falls short of the goal {goal:.{digits}f} by {100 * (goal - value):.1f} points"
+
+
+def seed_spread(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (``ddof=1``; 0 for one value) of per-seed scores."""
+    v = np.asarray(values, np.float64)
+    if v.size == 0:
+        raise ValueError("no values given")
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+
+
+_KEYS = {"Otsu (per image)": "otsu", "MultiResUNet, our recipe": "mru", "U-Net, our recipe": "unet",
+         "MultiResUNet, seed protocol": "mru_seedp", "U-Net, seed protocol": "unet_seedp"}
+
+
+def method_key(name: str) -> str:
+    """Short metric prefix of a method's display name (``"MultiResUNet, our recipe"`` -> ``"mru"``)."""
+    try:
+        return _KEYS[name]
+    except KeyError:
+        raise ValueError(f"unknown method {name!r}; known: {sorted(_KEYS)}") from None
+
+
+def read_sweep_metrics(folder: str | Path) -> pd.DataFrame:
+    """One row per run of a sweep: the ``metrics.json`` of every ``<folder>/<point>/`` (empty if none).
+
+    Parameters
+    ----------
+    folder : path-like
+        ``_runs/<study>/<sweep>``, as written by the workflow.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns: ``point`` and every metric; rows sorted by point id.
+    """
+    import json
+
+    rows = []
+    for f in sorted(Path(folder).glob("*/metrics.json")):
+        with open(f) as fh:
+            m = json.load(fh)
+        rows.append({"point": f.parent.name, **{k: v for k, v in m.items() if isinstance(v, (int, float))}})
+    return pd.DataFrame(rows)

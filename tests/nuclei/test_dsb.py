@@ -127,7 +127,10 @@ def test_preprocessing_matches_half_pixel_bilinear():
     up = N.resize_bilinear(np.array([[0.0, 1.0]]), (1, 4))
     np.testing.assert_allclose(up, [[0, 0.25, 0.75, 1]])  # OpenCV INTER_LINEAR half-pixel centres
     soft, binary = N.preprocess_mask(np.array([[0, 3], [0, 3]]), 4)
-    assert binary[:, :2].sum() == 0 and binary[:, 2:].all() and 0 < soft[0, 1] < 1 or soft[0, 1] in (0, 0.25)
+    # half-pixel source columns -0.25, 0.25, 0.75, 1.25 -> weights 0, 1/4, 3/4, 1 of the nucleus column,
+    # rounded to uint8 like OpenCV: 0, 64, 191, 255
+    np.testing.assert_allclose(soft, np.tile([0, 64 / 255, 191 / 255, 1.0], (4, 1)), atol=1e-6)
+    np.testing.assert_array_equal(binary, np.tile([False, False, True, True], (4, 1)))
     assert N.resize_labels(np.arange(16).reshape(4, 4), 2).tolist() == [[5, 7], [13, 15]]
 
 
@@ -139,7 +142,7 @@ def test_real_split_and_reader():
     arr = N.load_arrays(MIRROR, ids, size=64)
     assert arr.images.shape == (3, 3, 64, 64) and arr.masks.shape == (3, 64, 64)
     assert set(arr.modality) <= set(N.MODALITIES)
-    man = {r["image_id"]: r for r in N.read_manifest(MIRROR)}
+    man = {r["image_id"]: r for r in N.read_dsb_index(MIRROR)}
     (rec,) = N.read_dataset(MIRROR, "labels", labels="labels_original", ids=ids[:1])
     assert rec.labels.max() == int(man[ids[0]]["n_nuclei_original"])
     assert rec.image.shape[:2] == (int(man[ids[0]]["height"]), int(man[ids[0]]["width"]))
@@ -147,8 +150,8 @@ def test_real_split_and_reader():
 
 @needs_mirror
 def test_fixed_labels_and_modality_view():
-    removed = [r["image_id"] for r in N.read_manifest(MIRROR) if r["in_fixed_set"] == "0"]
-    keep = [r["image_id"] for r in N.read_manifest(MIRROR) if r["modality_guess"] == "brightfield"][:2]
+    removed = [r["image_id"] for r in N.read_dsb_index(MIRROR) if r["in_fixed_set"] == "0"]
+    keep = [r["image_id"] for r in N.read_dsb_index(MIRROR) if r["modality_guess"] == "brightfield"][:2]
     arr = N.load_arrays(MIRROR, removed[:1] + keep, size=32, label_set="fixed")
     assert arr.ids == keep
     assert len(arr.by_modality("brightfield")) == 2 and len(arr.by_modality("fluorescence")) == 0
@@ -160,6 +163,17 @@ def test_mirror_root_unavailable_raises(monkeypatch, tmp_path):
     monkeypatch.setenv("STUDIES_DATA_MIRROR", str(tmp_path))
     monkeypatch.setenv("STUDIES_CACHE_DIR", str(tmp_path / "cache"))
     with pytest.raises(FileNotFoundError, match="dsb2018"):
+        N.mirror_root()
+
+
+def test_mirror_root_does_not_hide_checksum_errors(monkeypatch):
+    from lib.core import registry
+
+    def corrupt(name):
+        raise registry.ChecksumError("images/x.png: sha256 differs")
+
+    monkeypatch.setattr(registry, "fetch", corrupt)
+    with pytest.raises(registry.ChecksumError, match="sha256"):
         N.mirror_root()
 
 

@@ -58,3 +58,77 @@ def test_fit_runs_and_logs_history():
         fit_seed_protocol(MultiResUNet(base_filters=4), tr.subset([]), va, epochs=1)
     tab = per_image_table(va.ids, va.modality, va.masks, va.masks)
     assert (tab["f1"] == 1).all() and list(tab.columns) == ["id", "modality", "f1", "jaccard"]
+
+
+# ------------------------------------------------------------------- chapter helpers (recipe, tables, verdicts)
+def test_pick_cases_and_spread():
+    import statistics
+
+    from lib.nuclei.experiment import pick_cases, seed_spread
+
+    assert pick_cases([0.5, 0.9, 0.1, 0.7, 0.3]) == {"best": 1, "median": 0, "worst": 2}
+    mean, sd = seed_spread([0.91, 0.89, 0.93])
+    assert mean == pytest.approx(statistics.mean([0.91, 0.89, 0.93]))
+    assert sd == pytest.approx(statistics.stdev([0.91, 0.89, 0.93]))
+    assert seed_spread([0.5]) == (0.5, 0.0)
+    with pytest.raises(ValueError):
+        pick_cases([])
+
+
+def test_verdict_sentences():
+    from lib.nuclei.experiment import compare_text, goal_text
+
+    assert compare_text(0.912, 0.866, name_a="A", name_b="B") == "A (0.912) beats B (0.866) by 4.6 points"
+    assert compare_text(0.850, 0.866, name_a="A", name_b="B") == "A (0.850) falls short of B (0.866) by 1.6 points"
+    assert "within 1 point" in compare_text(0.870, 0.866, name_a="A", name_b="B")
+    assert goal_text(0.887, 0.90, what="F1") == "F1 0.887 falls short of the goal 0.90 by 1.3 points"
+    assert goal_text(0.90, 0.90, what="F1") == "F1 0.900 meets the goal 0.90"
+    assert goal_text(0.867, 0.8963, what="F1", digits=3) == "F1 0.867 falls short of the goal 0.896 by 2.9 points"
+
+
+def test_modality_table_perfect_and_empty_predictions():
+    from lib.nuclei.experiment import modality_table
+
+    lab = np.zeros((3, 16, 16), np.int32)
+    lab[:, 2:6, 2:6], lab[:, 9:13, 9:14] = 1, 2
+    truth = lab > 0
+    preds = {"perfect": truth.copy(), "empty": np.zeros_like(truth)}
+    inst = {"perfect": list(lab), "empty": [np.zeros((16, 16), np.int32)] * 3}
+    t = modality_table(truth, list(lab), ["fluorescence", "fluorescence", "brightfield"], preds, inst)
+    assert t.loc[("fluorescence", "perfect"), "images"] == 2 and t.loc[("brightfield", "empty"), "images"] == 1
+    assert t.loc[("fluorescence", "perfect"), "pixel F1 (pooled)"] == 1.0
+    assert t.loc[("brightfield", "perfect"), "AP@0.5"] == 1.0
+    assert t.loc[("brightfield", "perfect"), "DSB mean AP"] == 1.0
+    assert t.loc[("fluorescence", "empty"), "AP@0.5"] == 0.0
+
+
+def test_recipe_inputs_and_train_recipe_end_to_end():
+    from lib.nuclei.experiment import method_key, recipe_inputs, train_recipe
+    from lib.nuclei.synthetic import synth_nuclei_records
+
+    recs = synth_nuclei_records(10, np.random.default_rng(4), 48)
+    x, m = recipe_inputs(recs[:2])
+    assert x[0].shape == (3, 48, 48) and m[0].dtype == bool and m[0].sum() == (recs[0].labels > 0).sum()
+    xs, ms = recipe_inputs(recs[:2], squash=32)
+    assert xs[0].shape == (3, 32, 32) and ms[0].shape == (32, 32)
+    res, prob = train_recipe("U-Net", recs[:6], recs[6:8], recs[8:], eval_size=40, width=2, epochs=1, crop=32,
+                             device="cpu")
+    assert prob.shape == (2, 40, 40) and prob.dtype == np.float32 and len(res.history) == 1
+    assert method_key("MultiResUNet, our recipe") == "mru"
+    with pytest.raises(ValueError, match="unknown method"):
+        method_key("SAM")
+    with pytest.raises(ValueError, match="unknown network"):
+        train_recipe("SAM", recs[:6], recs[6:8], recs[8:], eval_size=40, width=2, epochs=1, device="cpu")
+
+
+def test_read_sweep_metrics(tmp_path):
+    import json
+
+    from lib.nuclei.experiment import read_sweep_metrics
+
+    assert read_sweep_metrics(tmp_path / "absent").empty
+    for s, f1 in ((0, 0.9), (1, 0.92)):
+        (tmp_path / f"seed-{s}").mkdir()
+        (tmp_path / f"seed-{s}" / "metrics.json").write_text(json.dumps({"mru_f1_pooled": f1, "run_seed": s}))
+    t = read_sweep_metrics(tmp_path)
+    assert list(t["point"]) == ["seed-0", "seed-1"] and list(t["mru_f1_pooled"]) == [0.9, 0.92]
