@@ -1,9 +1,11 @@
-"""PGNAA throughput: RSM sampling, CNN inference and training (CPU; CUDA too when present).
+"""PGNAA throughput: RSM-3 draws/s (NumPy and torch) and training/inference spectra/s of the lab and paper networks.
 
-Prints one table. Target: sampling is never the bottleneck of training, i.e. drawing a
-batch costs less than a training step on it.
+Prints one table. The networks are the chapter's: the 1D Inception-ResNet-V2 with its
+linear path on full-resolution counts (``lib.pgnaa.experiment.make_model(..., bin_factor=...)``),
+at the lab profile's size (width 1/8, repeats 1/1/1, trunk bins of 8) and the paper's
+(width 1, repeats 10/20/9, no binning). Sampling should never be the bottleneck of training.
 
-    OMP_NUM_THREADS=1 python benchmarks/pgnaa_sampling.py [--channels 16384] [--batch 128]
+    OMP_NUM_THREADS=1 python benchmarks/pgnaa_sampling.py [--batch 64] [--skip-paper]
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lib.pgnaa import experiment as X
 from lib.pgnaa import sampling as S
-from lib.pgnaa.inception_resnet1d import InceptionResNetV2_1D
 
 
 def timeit(fn, repeat: int = 3) -> float:
-    fn()  # warm-up
+    """Best wall time of ``repeat`` calls after one warm-up (seconds)."""
+    fn()
     ts = []
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -33,9 +36,9 @@ def timeit(fn, repeat: int = 3) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--channels", type=int, default=16384)
-    ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--width", type=float, default=0.125)
+    ap.add_argument("--channels", type=int, default=7896, help="channels per spectrum (Experiment I: 104-7999)")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--skip-paper", action="store_true", help="skip the full-size paper network")
     args = ap.parse_args()
     n, b = args.channels, args.batch
     rng = np.random.default_rng(0)
@@ -43,42 +46,45 @@ def main() -> None:
     rows = []
     full = torch.as_tensor(rng.poisson(6000.0 * rng.random((12, n)) ** 4), dtype=torch.float64)
     p_np = (full / full.sum(1, keepdim=True)).numpy()
-    for k in (20_000, 500_000):
-        idx = rng.integers(0, 12, b)
-        t = timeit(lambda k=k, idx=idx: [rng.multinomial(k, p_np[i]) for i in idx], repeat=1)
-        rows.append({"what": f"RSM-3 numpy loop, k={k}", "device": "cpu", "per second": b / t})
+    idx = rng.integers(0, 12, b)
+    for k in (1000, 20_000, 500_000):
+        t = timeit(lambda k=k: rng.multinomial(k, p_np[idx]), repeat=2)
+        rows.append({"what": f"RSM-3 numpy.multinomial, k={k}", "device": "cpu", "per second": b / t})
         for dev in devices:
             src = full.to(dev)
             g = torch.Generator(device=dev).manual_seed(0)
             ii = torch.as_tensor(idx, device=dev)
-            t = timeit(lambda s=src, i=ii, k=k, g=g: S.rsm3(s[i], k, generator=g))
-            rows.append({"what": f"RSM-3 binomial tree (batched), k={k}", "device": dev, "per second": b / t})
-            if k <= 20_000 or dev == "cuda":
-                t = timeit(lambda s=src, i=ii, k=k, g=g: S.rsm3_categorical(s[i], k, generator=g), repeat=1)
-                rows.append({"what": f"RSM-3 categorical (batched), k={k}", "device": dev, "per second": b / t})
-            t = timeit(lambda s=src, i=ii, k=k, g=g: S.rsm2(s[i], k, generator=g), repeat=1)
-            rows.append({"what": f"RSM-2 binomial thinning, k={k}", "device": dev, "per second": b / t})
-    length = 7896
-    for dev in devices:
-        m = InceptionResNetV2_1D(12, width=args.width, repeats=(1, 1, 1)).to(dev)
-        x = torch.randn(b, 1, length, device=dev)
-        y = torch.randint(0, 12, (b,), device=dev)
-        m.eval()
-        with torch.no_grad():
-            t = timeit(lambda m=m, x=x: m(x), repeat=2)
-        rows.append({"what": f"IRv2-1D inference (width {args.width}, L={length})", "device": dev, "per second": b / t})
-        m.train()
-        opt = torch.optim.Adam(m.parameters())
+            t = timeit(lambda s=src, i=ii, k=k, g=g: S.rsm3(s[i], k, generator=g), repeat=2)
+            rows.append({"what": f"RSM-3 lib rsm3 (used in training), k={k}", "device": dev, "per second": b / t})
+            t = timeit(lambda s=src, i=ii, k=k, g=g: S.rsm3_tree(s[i], k, generator=g), repeat=2)
+            rows.append({"what": f"RSM-3 torch binomial tree, k={k}", "device": dev, "per second": b / t})
+    nets = [("lab", dict(width=0.125, repeats=(1, 1, 1), bin_factor=8))]
+    if not args.skip_paper:
+        nets.append(("paper", dict(width=1.0, repeats=(10, 20, 9), bin_factor=1)))
+    for name, kw in nets:
+        for dev in devices:
+            m = X.make_model("irv2", 12, n, linear_path=True, **kw).to(dev)
+            bb = b if name == "lab" or dev == "cuda" else 4
+            x = torch.as_tensor(rng.multinomial(20_000, p_np[rng.integers(0, 12, bb)]), dtype=torch.float32,
+                                device=dev)
+            y = torch.randint(0, 12, (bb,), device=dev)
+            m.eval()
+            with torch.no_grad():
+                t = timeit(lambda m=m, x=x: m(x), repeat=2)
+            rows.append({"what": f"IRv2-1D + linear path inference ({name}, batch {bb})", "device": dev,
+                         "per second": bb / t})
+            m.train()
+            opt = torch.optim.Adam(m.parameters())
 
-        def step(m=m, x=x, y=y, opt=opt):
-            loss = torch.nn.functional.cross_entropy(m(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            def step(m=m, x=x, y=y, opt=opt):
+                loss = torch.nn.functional.cross_entropy(m(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
 
-        t = timeit(step, repeat=2)
-        rows.append({"what": f"IRv2-1D training step (width {args.width}, L={length})", "device": dev,
-                     "per second": b / t})
+            t = timeit(step, repeat=2)
+            rows.append({"what": f"IRv2-1D + linear path training ({name}, batch {bb})", "device": dev,
+                         "per second": bb / t})
     df = pd.DataFrame(rows)
     df["per second"] = df["per second"].map(lambda v: f"{v:,.0f} spectra/s")
     print(f"batch {b}, {n} channels, torch threads {torch.get_num_threads()}")

@@ -62,3 +62,67 @@ def test_train_rsm_and_accuracy_curve():
     assert set(curve.columns) >= {"k", "method", "accuracy", "low", "high", "n", "seconds"}
     assert curve[(curve.method == "lik") & (curve.k == 200)].accuracy.item() == 1.0
     assert ((curve.low <= curve.accuracy) & (curve.accuracy <= curve.high)).all()
+
+
+def test_draw_test_set_moments_against_multinomial():
+    """Mean and variance per channel of the test draws: k p and k p (1 - p) (scipy.stats.multinomial)."""
+    from scipy import stats
+
+    src = torch.tensor([[100.0, 300.0, 600.0], [500.0, 250.0, 250.0]], dtype=torch.float64)
+    x, y = X.draw_test_set(src, torch.tensor([3, 7]), 50, 4000, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (8000, 3) and set(y) == {3, 7} and (y[:4000] == 3).all()
+    for r, lab in enumerate((3, 7)):
+        xs = x[torch.as_tensor(y == lab)].double().numpy()
+        p = (src[r] / src[r].sum()).numpy()
+        ref = stats.multinomial(50, p)
+        np.testing.assert_allclose(xs.mean(0), ref.mean(), atol=0.15)
+        np.testing.assert_allclose(xs.var(0), np.diag(ref.cov()), rtol=0.07)
+
+
+def test_normalise_counts_closed_form():
+    from lib.pgnaa.sampling import normalise_counts
+
+    c = torch.tensor([[0.0, 1.0, 3.0, 12.0]])
+    out = normalise_counts(c)
+    np.testing.assert_allclose(out[0, 0].numpy(), np.sqrt(np.array([0, 1, 3, 12]) * 4 / 16), rtol=1e-6)
+
+
+def test_verdicts_follow_the_numbers():
+    assert X.gap_verdict(0.990, 0.996, 1.0).startswith("the network is within 1 point")
+    v = X.gap_verdict(0.970, 0.996, 1.0)
+    assert "falls short of the 1 point goal by 1.6 points" in v and "2.6 points below" in v
+    assert "above" in X.gap_verdict(1.0, 0.99, 2.0)
+    assert "within the goal of 1.5×" in X.ratio_verdict(120.0, 100.0, 1.5)
+    assert "outside the goal of 1.5×" in X.ratio_verdict(200.0, 100.0, 1.5)
+    assert "does not reach" in X.ratio_verdict(float("nan"), 100.0, 1.5)
+    ours = pd.Series({"a": 0.9, "b": 0.8, "c": 0.7})
+    assert "agrees" in X.ordering_text(ours, pd.Series({"a": 0.95, "b": 0.9, "c": 0.5}))
+    t = X.ordering_text(ours, pd.Series({"a": 0.5, "b": 0.9, "c": float("nan")}))
+    assert "1 pair(s)" in t and "a above b" in t
+
+
+def test_lr_schedule_warmup_and_cosine():
+    f = X.lr_schedule(10, warmup=1, final=0.1)  # epochs 1..9 decay: half way after 5 completed epochs
+    assert f(0) == pytest.approx(0.5) and f(1) == pytest.approx(1.0)
+    assert f(5) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert f(9) == pytest.approx(0.1)
+    with pytest.raises(ValueError):
+        X.lr_schedule(0)
+
+
+def test_compare_and_table2_on_two_lines():
+    n = 64
+    src = torch.full((2, n), 100.0, dtype=torch.float64)
+    src[0, 10] += 1e5
+    src[1, 50] += 1e5
+    lab = torch.arange(2)
+    cur, clfs, secs = X.compare_on_counts(src, lab, [5, 500], 20, model=None, train_kwargs={}, bin_factor=4)
+    assert secs == 0 and set(cur.method) == {"likelihood (0.7 keV channels)", "NCC", "chi-square"}
+    assert cur[(cur.k == 500)].accuracy.min() == 1.0
+    t2 = X.table2_rows(["small_cnn+rsm3"], src, lab, 200, 10, bin_factor=2, device="cpu",
+                       make=lambda a: X.make_model(a, 2, n // 2, channels=(4, 8)),
+                       train_kwargs=dict(epochs=1, steps_per_epoch=2, batch_size=4, lr=1e-3))
+    assert list(t2.combination) == ["likelihood limit", "small_cnn+rsm3"]
+    assert t2.accuracy.iloc[0] == 1.0 and (t2.low <= t2.accuracy).all() and t2.train_s.iloc[1] > 0
+    with pytest.raises(ValueError, match="model\\+rsmN"):
+        X.table2_rows(["small_cnn"], src, lab, 200, 2, make=lambda a: None, train_kwargs={}, bin_factor=2)

@@ -16,7 +16,7 @@ def gen(seed=0):
 COUNTS = torch.tensor([0.0, 40.0, 10.0, 150.0, 0.0, 300.0, 500.0])
 
 
-@pytest.mark.parametrize("fn", [S.rsm3, S.rsm3_categorical])
+@pytest.mark.parametrize("fn", [S.rsm3, S.rsm3_tree, S.rsm3_categorical])
 def test_rsm3_multinomial_moments(fn):
     p = COUNTS / COUNTS.sum()
     k, n = 200, 20000
@@ -88,3 +88,39 @@ def test_k_validation_and_rsm_batch():
     assert torch.allclose((x**2).sum(-1), torch.full((3, 1), float(COUNTS.numel())))
     tf4 = S.RSMBatch(src, 200, method="rsm4", image_size=(8, 7))
     assert tf4(torch.tensor([0]), torch.tensor([0]))[0].shape == (1, 1, 8, 7)
+
+
+def test_rsm3_matches_scipy_multinomial_pmf():
+    """Frequencies of every outcome of a 3-channel, 4-count multinomial against scipy.stats.multinomial."""
+    from scipy import stats
+
+    p = np.array([0.2, 0.5, 0.3])
+    n = 40000
+    for fn in (S.rsm3, S.rsm3_tree):
+        x = fn(torch.as_tensor(p).expand(n, -1).contiguous(), 4, generator=gen(5)).numpy().astype(int)
+        outcomes, counts = np.unique(x, axis=0, return_counts=True)
+        expected = stats.multinomial.pmf(outcomes, 4, p) * n
+        assert expected.sum() == pytest.approx(n)  # every possible outcome occurred
+        chi2 = ((counts - expected) ** 2 / expected).sum()
+        assert chi2 < stats.chi2.ppf(0.999, len(outcomes) - 1), fn.__name__
+
+
+def test_rsm3_per_row_k_and_reproducible():
+    p = COUNTS / COUNTS.sum()
+    k = torch.tensor([0, 1, 10, 1000])
+    x = S.rsm3(p.expand(4, -1).contiguous(), k, generator=gen(7))
+    assert x.sum(1).tolist() == [0, 1, 10, 1000]
+    torch.testing.assert_close(x, S.rsm3(p.expand(4, -1).contiguous(), k, generator=gen(7)))
+    with pytest.raises(ValueError, match="shape"):
+        S.rsm3(p.expand(4, -1), torch.tensor([1, 2]))
+
+
+def test_rsm_batch_counts_output_and_per_sample_k():
+    src = torch.stack([COUNTS, COUNTS.flip(0)]) * 1000
+    tf = S.RSMBatch(src, (10, 10000), output="counts", seed=1)
+    x, _ = tf(torch.tensor([0, 1, 0, 1, 0, 1]), torch.zeros(6))
+    assert x.shape == (6, 1, COUNTS.numel())
+    tot = x.sum(-1).squeeze(1)
+    assert torch.all((tot >= 10) & (tot <= 10000)) and len(set(tot.tolist())) > 1  # one k per sample
+    with pytest.raises(ValueError, match="output"):
+        S.RSMBatch(src, 10, output="images")
