@@ -1,25 +1,136 @@
-"""Throughput of the batched P1 solver (simulations per second), beside the original C++ program.
+"""Throughput of the batched P1 solver, and (optionally) the original C++ program side by side.
 
-Run: ``OMP_NUM_THREADS=1 python benchmarks/radiative_solver.py [--sizes 32 64] [--batches 1 16 64]``
+Run::
+
+    OMP_NUM_THREADS=1 python benchmarks/radiative_solver.py [--sizes 32 64] [--batches 1 16 64] [--backend numpy|torch]
+    OMP_NUM_THREADS=1 python benchmarks/radiative_solver.py --sizes 64 --reference-binary PATH/build/transfer
 
 Prints, per grid and batch size, the wall and CPU time of one batched call (one source edge, the authors'
-configuration: 383 steps at N = 64), the amortised CPU seconds per simulation (robust to other jobs on a shared machine) and the speed-up over the
-original program's measured 36-47 s (N = 64) / 3.9-6.0 s (N = 32) per simulation single-threaded
-(``shared/data/rt/README.md``). B = 1 is the unbatched (naive) use of the same code.
+configuration: 383 steps at N = 64) and the amortised seconds per simulation. B = 1 is the unbatched use
+of the same code. With ``--device cuda`` (torch backend) the GPU throughput is measured by wall time.
+
+With ``--reference-binary`` (the authors' program built from ``ddrous/inverse-problem-vnet``:
+``cmake -H. -Bbuild && cmake --build build``), the same density is also run through the original program
+(one thread, left-edge source, binary SDS export) in a temporary working directory; its signals are
+checked against ours and the measured ratio of the times per simulation is written, with the machine and
+the date, to ``--record`` (default ``benchmarks/radiative_solver_record.json``). The chapter quotes a
+speed-up only from such a record.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from lib.radiative.densities import generate_densities
 from lib.radiative.p1 import simulate, step_count
+from lib.radiative.sds import read_sds
 
-CPP_SECONDS = {16: (0.75, 0.92), 32: (3.9, 6.0), 64: (35.6, 46.8), 128: (290.0, 290.0)}
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_RECORD = REPO / "benchmarks" / "radiative_solver_record.json"
+
+_CFG = """rho numpy:data/inputs/rho.npy
+export_file data/outputs/rho.sds
+x_min 0
+x_max 1
+c 299
+a 0.01372
+C_v 0.14361
+CFL 0.5
+precision 1e-6
+t_0 0
+t_f 0.01
+sigma_a rho*T
+sigma_c rho*T
+E_0 0.01372*(5^4)
+F_0_x 0
+F_0_y 0
+T_0 5
+E_u neumann
+F_u_x neumann
+F_u_y neumann
+T_u neumann
+E_d neumann
+F_d_x neumann
+F_d_y neumann
+T_d neumann
+E_l ponctuel(0,1)
+F_l_x 0
+F_l_y 0
+T_l 5
+E_r neumann
+F_r_x neumann
+F_r_y neumann
+T_r neumann
+export_mode binary
+write_mode truncate
+simu_count 1
+"""
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{platform.node()} ({cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()})"
+
+
+def run_reference(binary: Path, rho: np.ndarray, *, repeats: int = 1) -> tuple[float, np.ndarray]:
+    """Run the original program on one y-up density (left source); return seconds per run and its signals."""
+    binary = Path(binary).resolve()
+    if not binary.is_file() or not os.access(binary, os.X_OK):
+        raise SystemExit(f"--reference-binary {binary} is not an executable file; build the authors' program with "
+                         "`cmake -H. -Bbuild && cmake --build build` and pass build/transfer.")
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for sub in ("data/inputs", "data/outputs", "data/anim"):
+            (work / sub).mkdir(parents=True)
+        np.save(work / "data/inputs/rho.npy", np.ascontiguousarray(np.flipud(rho), dtype=np.float64))  # image rows
+        (work / "run.cfg").write_text(_CFG)
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            proc = subprocess.run([str(binary), "run.cfg"], cwd=work, env=env, capture_output=True, text=True)
+            times.append(time.perf_counter() - t0)
+            if proc.returncode != 0:
+                raise SystemExit(f"the reference program failed (rc {proc.returncode}):\n{proc.stderr[-2000:]}")
+        sds = read_sds(work / "data/outputs/rho.sds")
+    return float(np.median(times)), np.asarray(sds.signals)[0]
+
+
+def side_by_side(binary: Path, n: int, record: Path, *, batch: int, repeats: int) -> dict:
+    rho_all, _ = generate_densities(batch, rng=np.random.default_rng(0), size=n)
+    ref_s, ref_sig = run_reference(binary, rho_all[0], repeats=repeats)
+    c0, t0 = time.process_time(), time.perf_counter()
+    ours = simulate(rho_all, "left", mode="faithful", signal_dtype=np.float32).signals
+    cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+    ours_s = cpu / batch
+    err = float(np.abs(ours[0] - ref_sig.reshape(ours[0].shape)).max() / np.abs(ref_sig).max())
+    rec = {"grid": n, "steps": step_count(n), "reference_seconds": ref_s, "ours_seconds": ours_s,
+           "ours_wall_seconds_batch": wall, "batch": batch, "ratio": ref_s / ours_s,
+           "max_rel_signal_difference": err, "machine": _machine(),
+           "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+           "notes": "reference: wall time per run, one thread (median of repeats); ours: CPU seconds per simulation "
+                    "amortised over the batch, one thread, numpy backend"}
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(rec, indent=2) + "\n")
+    return rec
 
 
 def main() -> None:
@@ -28,27 +139,33 @@ def main() -> None:
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
     ap.add_argument("--mode", default="faithful", choices=["faithful", "physical"])
     ap.add_argument("--backend", default="numpy", choices=["numpy", "torch"])
+    ap.add_argument("--device", default=None, help="torch device for --backend torch (cpu, cuda)")
+    ap.add_argument("--reference-binary", type=Path, default=None,
+                    help="the original C++ program (build/transfer): run it side by side and write a record")
+    ap.add_argument("--record", type=Path, default=DEFAULT_RECORD, help="where the side-by-side record goes")
+    ap.add_argument("--repeats", type=int, default=1, help="runs of the reference program (median)")
     args = ap.parse_args()
     rows = []
     for n in args.sizes:
         rho_all, _ = generate_densities(max(args.batches), rng=np.random.default_rng(0), size=n)
         for b in args.batches:
             t0, c0 = time.perf_counter(), time.process_time()
-            simulate(rho_all[:b], "left", mode=args.mode, signal_dtype=np.float32, backend=args.backend)
+            simulate(rho_all[:b], "left", mode=args.mode, signal_dtype=np.float32, backend=args.backend, device=args.device)
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-            per = cpu / b  # CPU time: robust to other jobs sharing the cores (single-threaded run)
-            lo, hi = CPP_SECONDS.get(n, (np.nan, np.nan))
+            gpu = args.backend == "torch" and (args.device or "").startswith("cuda")
+            per = (wall if gpu else cpu) / b  # CPU time is robust to other jobs sharing the cores
             rows.append({"N": n, "steps": step_count(n), "batch": b, "wall_s": wall, "cpu_s": cpu,
-                         "cpu_s_per_sim": per, "sims_per_cpu_s": 1 / per, "C++ s/sim": f"{lo}-{hi}",
-                         "speed-up vs C++": f"{lo / per:.0f}-{hi / per:.0f}x"})
+                         "s_per_sim": per, "sims_per_s": 1 / per, "clock": "wall" if gpu else "cpu"})
             print(pd.DataFrame(rows[-1:]).to_string(index=False, header=len(rows) == 1), flush=True)
-    df = pd.DataFrame(rows)
-    print("\n" + df.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-    n64 = df[(df.N == 64)]
-    if len(n64):
-        best = n64.cpu_s_per_sim.min()
-        print(f"\npaper dataset (2900 densities x 4 edges at N=64): ~{2900 * 4 * best / 60:.0f} CPU-min "
-              f"(~{2900 * 4 * best / 60 / 2:.0f} min on 2 cores with 2 processes)")
+    print("\n" + pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    if args.reference_binary is not None:
+        for n in args.sizes:
+            rec = side_by_side(args.reference_binary, n, args.record, batch=max(args.batches), repeats=args.repeats)
+            print(f"\nN={n}: original {rec['reference_seconds']:.2f} s, ours {rec['ours_seconds']:.3f} s per simulation "
+                  f"-> ratio {rec['ratio']:.0f} (signals agree to {rec['max_rel_signal_difference']:.1e}); "
+                  f"record written to {args.record}")
+    else:
+        print("\n(no --reference-binary: our times only, no speed-up against the original program is claimed)")
 
 
 if __name__ == "__main__":

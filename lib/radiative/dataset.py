@@ -137,6 +137,16 @@ def cache_root() -> Path:
     return root / "radiative"
 
 
+def _write_cache(path: Path, **arrays: np.ndarray) -> Path:
+    """Write ``arrays`` to ``path`` (``.npz``) atomically: a temporary file, then a rename, so that a reader
+    never sees a half-written cache and concurrent builders of the same key leave one complete file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+    return path
+
+
 @dataclass(frozen=True)
 class RTDatasetConfig:
     """Parameters of a dataset; every field enters the cache key.
@@ -279,11 +289,7 @@ def build_dataset(
     seconds = time.perf_counter() - t0
     ds = RTDataset(x, rho, fam, config, seconds, None)
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, x_raw=x, rho=rho, family=fam)
-        tmp.replace(path)
-        ds.path = path
+        ds.path = _write_cache(path, x_raw=x, rho=rho, family=fam)
     return ds
 
 
@@ -392,11 +398,7 @@ def build_bump_dataset(config: BumpDatasetConfig, *, cache: bool = True, progres
     labels = np.stack([x, y, peak], axis=1)
     ds = BumpDataset(out, labels, rho, config, seconds, None)
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, x_raw=out, labels=labels, rho=rho)
-        tmp.replace(path)
-        ds.path = path
+        ds.path = _write_cache(path, x_raw=out, labels=labels, rho=rho)
     return ds
 
 

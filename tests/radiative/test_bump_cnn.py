@@ -45,3 +45,25 @@ def test_bump_score():
     assert s == {"score": 25.0, "x": 75.0, "y": 75.0, "h": 75.0}
     with pytest.raises(ValueError):
         bump_score(t[:, :2], p[:, :2])
+
+
+def _independent_bump_cnn_count(cin=48, n_time=168, n_pos=28, filters=(64, 32, 64, 64, 128, 128), kernel=(6, 2),
+                                hidden=(500, 50), n_out=3) -> int:
+    """DRNN 2 from its description: 'valid' (6, 2) Conv2D layers (kh kw cin cout + cout), Flatten, Dense layers
+    (n_in n_out + n_out)."""
+    kh, kw = kernel
+    n, c = 0, cin
+    for f in filters:
+        n += kh * kw * c * f + f
+        c = f
+    flat = (n_time - len(filters) * (kh - 1)) * (n_pos - len(filters) * (kw - 1)) * c
+    dims = [flat, *hidden, n_out]
+    return n + sum(a * b + b for a, b in zip(dims[:-1], dims[1:]))
+
+
+def test_parameter_count_independent_of_module():
+    assert _independent_bump_cnn_count() == 194_760_263
+    assert round(_independent_bump_cnn_count() / 1e6, 1) == 194.8  # published: 194.8 M
+    small = dict(n_time=42, filters=(16, 16, 32, 32, 32, 32), hidden=(128, 32))
+    m = BumpCNN(48, 42, 28, filters=small["filters"], hidden=small["hidden"])
+    assert sum(p.numel() for p in m.parameters()) == _independent_bump_cnn_count(**small)

@@ -1,4 +1,11 @@
-"""Run the radiative-transfer chapter at the ci profile and check its headline numbers."""
+"""Run the radiative-transfer chapter at the ci profile and check its headline numbers; a slow test runs
+``lab`` and checks the goals of the study.
+
+Thresholds are set so that a network that learned nothing fails them: predicting the mean training map
+scores R² ~ 0 (``rt_test_r2_mean_baseline``), a bump regressor that predicts the mean bump has a custom
+score of a few percent, and a classifier that always answers "no" has a severe score equal to the share
+of bumps outside every source (~0 %).
+"""
 
 from __future__ import annotations
 
@@ -10,27 +17,71 @@ import pytest
 from lib.runtime.run import run_study
 
 
-def test_radiative_notebook_ci(tmp_path):
-    res = run_study("radiative", "ci", out=tmp_path, progress=False)
-    m = res.metrics
-    assert all(math.isfinite(v) for v in m.values())
-    # solver verification (the reference data are found through the registry mirror)
-    if os.environ.get("STUDIES_DATA_MIRROR"):
-        assert m["rt_frames16_max_rel_err"] < 1e-5
-        assert m["rt_signals16_max_rel_err"] < 1e-5
-        assert m["rt_signals32_max_rel_err"] < 1e-5
-    else:  # pragma: no cover
-        pytest.skip("STUDIES_DATA_MIRROR unset: the comparison with the original program did not run")
+@pytest.fixture(scope="module")
+def ci_metrics(tmp_path_factory):
+    res = run_study("radiative", "ci", out=tmp_path_factory.mktemp("rt-ci"), progress=False)
+    assert len(res.figures) >= 7
+    return res.metrics
+
+
+def test_ci_all_finite(ci_metrics):
+    assert all(math.isfinite(v) for v in ci_metrics.values())
+
+
+def test_ci_solver_checks(ci_metrics):
+    m = ci_metrics
     assert m["rt_equilibrium_max_dev"] < 1e-12
-    assert m["rt_relax_T_faithful"] == pytest.approx(5.983584, abs=1e-5)
+    assert m["rt_relax_T_faithful"] == pytest.approx(5.983584, abs=1e-5)  # the original binary's 0-D value
     assert m["rt_relax_T_physical"] == pytest.approx(5.41608, abs=1e-5)
-    assert m["rt_convergence_order"] > 0.75
+    assert 0.75 < m["rt_convergence_order"] < 1.3  # first-order scheme
     assert m["rt_faithful_physical_maxdiff_E"] > 1e-3  # the quirks change the signals
-    # inverse problem at toy size: the V-Net must beat the constant (mean-map) predictor
-    assert m["rt_test_r2"] > m["rt_test_r2_mean_baseline"]
-    assert 0 < m["rt_test_ssim"] <= 1
-    assert m["rt_test_relative_l2"] < 1.0
+
+
+def test_ci_agreement_with_original_program(ci_metrics):
+    if not os.environ.get("STUDIES_DATA_MIRROR"):
+        pytest.skip("STUDIES_DATA_MIRROR unset: the comparison with the original program did not run")
+    assert ci_metrics["rt_frames16_max_rel_err"] < 1e-5
+    assert ci_metrics["rt_signals16_max_rel_err"] < 1e-5
+    assert ci_metrics["rt_signals32_max_rel_err"] < 1e-5
+
+
+def test_ci_inverse_problem(ci_metrics):
+    m = ci_metrics
+    assert m["rt_n_test_maps"] == 4 * m["rt_n_test_densities"]  # rotations of the held-out densities
+    assert abs(m["rt_test_r2_mean_baseline"]) < 0.2
+    assert m["rt_test_r2"] > 0.5  # a useless (mean-map) model scores ~0
+    assert m["rt_test_relative_l2"] < 0.3
+    assert m["rt_test_ssim"] > 0.4
+    assert m["rt_val_r2"] > 0.4
     assert {"rt_test_r2_24ch", "rt_test_r2_12ch", "rt_test_r2_on_physical", "rt_test_r2_milletari"} <= set(m)
-    assert m["rt_sim_speedup_vs_cpp"] > 2  # batched port vs the original program at N = 16 (wall clock, loose)
-    assert 0 <= m["rt_bump_score"] <= 100
-    assert len(res.figures) >= 6
+    # noise: the clean model degrades with noise; the noise-aware model does better at 3 %
+    assert m["rt_test_r2_noise_0permil"] == pytest.approx(m["rt_test_r2"], abs=1e-6)
+    assert m["rt_test_r2_noise_30permil"] < m["rt_test_r2_noise_0permil"]
+    assert m["rt_test_r2_noise_30permil_aware"] > m["rt_test_r2_noise_30permil"]
+    assert m["rt_sim_ms_per_run"] > 0
+    assert "rt_sim_speedup_vs_cpp" not in m or m["rt_sim_speedup_vs_cpp"] > 1  # only from a record
+
+
+def test_ci_bump_cnn(ci_metrics):
+    m = ci_metrics
+    assert 0 <= m["rt_bump_score"] <= 100 and m["rt_bump_n_test"] >= 2
+    assert m["rt_bump_keras_r2"] > 0.0  # the mean-bump predictor scores about -99 on the per-sample Keras R²
+    assert 0 <= m["rt_class_binary_accuracy"] <= 100 and m["rt_class_n_test"] >= 2
+
+
+@pytest.mark.slow
+def test_lab_goals(tmp_path):
+    """The goals of the study at the default profile (see the chapter for the gaps that remain)."""
+    m = run_study("radiative", "lab", out=tmp_path, progress=False).metrics
+    assert m["rt_grid"] == 64
+    assert m["rt_n_test_maps"] >= 200
+    assert m["rt_bump_n_test"] >= 200
+    assert m["rt_class_n_test"] >= 2
+    goals = {
+        "V-Net test R2 >= 0.92": m["rt_test_r2"] >= 0.92,
+        "bump Keras R2 >= 0.95": m["rt_bump_keras_r2"] >= 0.95,
+        "bump custom score >= 90 %": m["rt_bump_score"] >= 90,
+        "noise-aware R2 >= 0.8 at 1 % noise": m["rt_test_r2_noise_10permil_aware"] >= 0.8,
+    }
+    missed = [k for k, ok in goals.items() if not ok]
+    assert not missed, f"lab goals missed: {missed} ({ {k: m[k] for k in m if k.startswith(('rt_test_r2', 'rt_bump'))} })"

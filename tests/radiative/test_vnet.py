@@ -60,3 +60,35 @@ def test_init_output_mean(cls):
         assert float(torch.sigmoid(head.bias)[0]) == pytest.approx(0.2)
     with pytest.raises(ValueError):
         init_output_mean(m, 1.5)
+
+
+def _conv(k: int, cin: int, cout: int) -> int:
+    """Weights k x k x cin x cout plus one bias per output channel (Keras Conv2D / Conv2DTranspose)."""
+    return k * k * cin * cout + cout
+
+
+def _double_conv(cin: int, cout: int, k: int = 5) -> int:
+    """doubleConv: Conv k x k + ReLU, Conv k x k + ReLU, BatchNorm (gamma and beta: 2 c trainable)."""
+    return _conv(k, cin, cout) + _conv(k, cout, cout) + 2 * cout
+
+
+def _authors_vnet_count(cin: int, d: int, levels: int = 5) -> int:
+    """Layer by layer from the authors' description (research note section 3.2), not from our module."""
+    ch = [d * 2**i for i in range(levels)]
+    n = _double_conv(cin, ch[0])                                    # left0
+    for i in range(1, levels):                                     # encoder
+        n += _conv(2, ch[i - 1], ch[i]) + _double_conv(ch[i], ch[i])  # 2x2 stride-2 conv, then doubleConv
+    for i in range(levels - 2, -1, -1):                            # decoder
+        n += _conv(2, ch[i + 1], ch[i]) + _double_conv(ch[i], ch[i])  # 2x2 transposed conv, then doubleConv
+    return n + _conv(1, ch[0], 1)                                   # 1x1 output conv (sigmoid)
+
+
+@pytest.mark.parametrize("cin,depth", [(24, 10), (12, 32), (48, 32), (48, 8)])
+def test_authors_vnet_parameter_count_independent(cin, depth):
+    assert count_parameters(AuthorsVNet(cin, depth)) == _authors_vnet_count(cin, depth)
+
+
+def test_independent_count_matches_published_sizes():
+    # notebook-reported sizes: "about 2.27 M" (24 ch, d = 10) and "about 23.2 M" (12 ch, d = 32)
+    assert round(_authors_vnet_count(24, 10) / 1e6, 2) == 2.27
+    assert round(_authors_vnet_count(12, 32) / 1e6, 1) == 23.2

@@ -1,0 +1,172 @@
+"""Tests of the radiative chapter's glue (``lib.radiative.experiment``).
+
+References are independent of the code under test: the P1 solver itself for the rotation map (a rotated
+density is simulated afresh), closed forms for the noise statistics and the crossing level, scikit-learn
+for R², hand-made cases for the scores.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import r2_score as sk_r2
+
+from lib.radiative import dataset as rtd
+from lib.radiative import experiment as ex
+from lib.radiative.p1 import EDGES, rotate_density, simulate
+from lib.radiative.vnet import AuthorsVNet
+
+
+# ----------------------------------------------------------------------------- splits
+def test_split_indices_disjoint_and_sized():
+    sp = ex.split_indices(100, seed=3)
+    assert sp.sizes() == (70, 20, 10)
+    allidx = np.concatenate([sp.train, sp.val, sp.test])
+    assert sorted(allidx) == list(range(100))
+    sp2 = ex.split_indices(100, seed=3, n_test=40, val_fraction=0.1)
+    assert sp2.sizes() == (50, 10, 40)
+    assert not set(sp2.test) & set(sp2.train)
+    with pytest.raises(ValueError, match="leaves"):
+        ex.split_indices(10, seed=0, n_test=9)
+    with pytest.raises(ValueError, match="at least 3"):
+        ex.split_indices(2, seed=0)
+
+
+# ----------------------------------------------------------------------------- rotations (checked by simulating)
+def _inputs48(rho: np.ndarray, n_steps: int) -> np.ndarray:
+    sig = np.stack([simulate(rho, e, n_steps=n_steps).signals for e in EDGES], axis=1)
+    return rtd.assemble_inputs(sig, np.arange(n_steps))
+
+
+def test_rotated_inputs_equal_simulation_of_rotated_density():
+    rng = np.random.default_rng(4)
+    rho = rng.uniform(1, 10, (2, 12, 12))
+    x = _inputs48(rho, 25)
+    x_rot_sim = _inputs48(rotate_density(rho), 25)
+    np.testing.assert_allclose(ex.rotate_inputs(x), x_rot_sim, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(ex.rotate_inputs(x, 3), _inputs48(rotate_density(rho, 3), 25), rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(ex.rotate_inputs(x, 4), x)
+    with pytest.raises(ValueError, match="48"):
+        ex.rotate_inputs(x[:, :24])
+
+
+def test_augment_rotations_keeps_origin():
+    x = np.arange(3 * 48 * 2 * 4, dtype=np.float32).reshape(3, 48, 2, 4)
+    rho = np.arange(3 * 4 * 4, dtype=float).reshape(3, 4, 4)
+    xa, ra, origin = ex.augment_rotations(x, rho, np.array([2, 0]))
+    assert xa.shape == (8, 48, 2, 4) and ra.shape == (8, 4, 4)
+    assert list(origin) == [2, 0] * 4
+    # y-up rows: a counter-clockwise turn of the picture is a clockwise np.rot90 of the array
+    np.testing.assert_array_equal(ra[2], np.rot90(rho[2], -1))
+    np.testing.assert_array_equal(xa[0], x[2])
+
+
+# ----------------------------------------------------------------------------- inputs and noise
+def _raw(n=6, size=8, seed=0):
+    rng = np.random.default_rng(seed)
+    base = np.tile(np.array([8.575, 0.5, 5.0], np.float32), 16)[None, :, None, None]
+    return (base * (1 + 0.01 * rng.standard_normal((n, 48, size, size)))).astype(np.float32)
+
+
+def test_pipeline_transform_matches_training_inputs_and_slope():
+    raw = _raw()
+    pipe = ex.InputPipeline(raw, np.arange(4))
+    for nc in (48, 24, 12):
+        np.testing.assert_allclose(pipe.transform(raw, nc), pipe.inputs(nc), atol=1e-5)
+    # slope of the affine map, by finite differences
+    d = np.zeros_like(raw)
+    d[:, 5] = 1e-2
+    slope = (pipe.transform(raw + d) - pipe.transform(raw))[:, 5] / 1e-2
+    np.testing.assert_allclose(slope, pipe.raw_scale()[0, 5, 0, 0], rtol=1e-2)
+    train_part = pipe.inputs(48)[:4]
+    assert abs(float(train_part.mean())) < 1e-4  # standardised with the training rows
+
+
+def test_add_relative_noise_statistics():
+    rng = np.random.default_rng(0)
+    x = np.full((200, 48, 8, 8), 3.0, np.float32)
+    noisy = ex.add_relative_noise(x, 0.02, rng)
+    rel = noisy / x - 1
+    assert abs(rel.std() - 0.02) < 2e-4 and abs(rel.mean()) < 2e-4
+    np.testing.assert_array_equal(ex.add_relative_noise(x, 0.0, rng), x)
+    with pytest.raises(ValueError):
+        ex.add_relative_noise(x, -0.1, rng)
+
+
+def test_noise_augment_adds_relative_noise_on_raw_scale():
+    raw = _raw(n=2000, size=4)
+    pipe = ex.InputPipeline(raw, np.arange(1000))
+    aug = ex.NoiseAugment(pipe, 48, 0.03, seed=0)
+    x = torch.from_numpy(pipe.inputs(48))
+    xn, _ = aug(x, x[:, :1])
+    d_raw = (xn - x).numpy() / pipe.raw_scale(48)
+    rel = d_raw / raw
+    # levels uniform in [0, s]: rms of the relative noise is s / sqrt(3)
+    assert rel.std() == pytest.approx(0.03 / math.sqrt(3), rel=0.03)
+    with pytest.raises(ValueError, match="sigma_max"):
+        ex.NoiseAugment(pipe, 48, 0.0, seed=0)
+
+
+# ----------------------------------------------------------------------------- metrics helpers
+def test_batch_r2_equals_sklearn():
+    rng = np.random.default_rng(1)
+    t = rng.random((5, 1, 8, 8)).astype(np.float32)
+    p = t + 0.1 * rng.standard_normal(t.shape).astype(np.float32)
+    assert ex.batch_r2(torch.from_numpy(p), torch.from_numpy(t)) == pytest.approx(sk_r2(t.ravel(), p.ravel()), rel=1e-5)
+
+
+def test_level_where_below():
+    assert ex.level_where_below([0, 0.01, 0.02], [0.9, 0.7, 0.3]) == pytest.approx(0.015)
+    assert ex.level_where_below([0, 0.01], [0.4, 0.1]) == 0.0
+    assert math.isnan(ex.level_where_below([0, 0.01], [0.9, 0.8]))
+    with pytest.raises(ValueError, match="increasing"):
+        ex.level_where_below([0.01, 0.0], [0.9, 0.1])
+
+
+def test_obstacle_labels_and_severe_score():
+    lab = ex.obstacle_labels(np.array([0.15, 0.3, 0.55, 0.85, 0.05]))
+    np.testing.assert_array_equal(lab, [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0, 0, 0, 0]])
+    t = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], float)
+    p = np.array([[0.9, 0.1, 0.2, 0.1], [0.6, 0.7, 0.1, 0.1], [0.1, 0.1, 0.8, 0.3], [0.2, 0.1, 0.1, 0.4]])
+    assert ex.severe_score(t, p) == 50.0  # two samples have every label right
+
+
+def test_compare_sentence():
+    assert ex.compare_sentence(0.80, 0.87, 0.89, what="X").startswith("below X (by 0.070")
+    assert ex.compare_sentence(0.88, 0.87, 0.89, what="X") == "within X"
+    assert ex.compare_sentence(0.95, 0.92, what="X").startswith("above X")
+
+
+def test_read_speed_record(tmp_path):
+    assert ex.read_speed_record(tmp_path / "none.json") is None
+    p = tmp_path / "rec.json"
+    p.write_text(json.dumps({"ratio": 150.0, "machine": "m", "date": "d", "grid": 64, "reference_seconds": 19.3,
+                             "ours_seconds": 0.13}))
+    assert ex.read_speed_record(p)["ratio"] == 150.0
+    p.write_text(json.dumps({"ratio": 150.0}))
+    with pytest.raises(ValueError, match="lacks"):
+        ex.read_speed_record(p)
+
+
+# ----------------------------------------------------------------------------- training loop on a learnable toy problem
+def test_fit_map_model_learns_a_smooth_map():
+    rng = np.random.default_rng(0)
+    n = 64
+    x = rng.standard_normal((n, 2, 16, 16)).astype(np.float32)
+    k = np.ones((3, 3)) / 9
+    from scipy.signal import convolve2d
+
+    y = np.stack([0.5 + 0.3 * np.tanh(convolve2d(xi[0], k, mode="same")) for xi in x])[:, None].astype(np.float32)
+    sp = ex.split_indices(n, seed=0)
+    torch.manual_seed(0)
+    res, _ = ex.fit_map_model(AuthorsVNet(2, 4, levels=3, kernel_size=3, keras_bn=False), (x[sp.train], y[sp.train]),
+                              (x[sp.val], y[sp.val]), epochs=25, batch_size=8, lr=3e-3, seed=0, device="cpu")
+    sc = ex.evaluate_maps(res.model, x[sp.test], y[sp.test], device="cpu")
+    mean_r2 = sk_r2(y[sp.test].ravel(), np.full(y[sp.test].size, y[sp.train].mean()))
+    assert sc.overall["r2"] > 0.5 > mean_r2 + 0.4  # a network that learned nothing scores about 0
+    assert sc.pred.shape == (len(sp.test), 16, 16)
+    assert set(sc.per_map) >= {"r2", "relative_l2", "ssim", "psnr", "dice_loss"}
