@@ -95,3 +95,24 @@ def test_diverging_loss_is_reported():
     with pytest.raises(FloatingPointError, match="lower the learning rate"):
         fit(model, train, loss_fn=lambda o, y: (o - y).pow(2).mean() * float("nan"), epochs=1, device="cpu",
             progress=False)
+
+
+def test_array_loader_keeps_order_shuffles_by_seed_and_rejects_ragged_arrays():
+    import numpy as np
+    import pytest
+
+    from lib.core.train import array_loader
+
+    x = np.arange(10, dtype=np.float32)[:, None]
+    y = np.arange(10)
+    plain = torch.cat([b[1] for b in array_loader(x, y, batch_size=3)])
+    assert plain.tolist() == list(range(10))  # evaluation order kept
+    first = torch.cat([b[1] for b in array_loader(x, y, batch_size=3, shuffle=True, seed=4)])
+    again = torch.cat([b[1] for b in array_loader(x, y, batch_size=3, shuffle=True, seed=4)])
+    other = torch.cat([b[1] for b in array_loader(x, y, batch_size=3, shuffle=True, seed=5)])
+    assert first.tolist() == again.tolist() != list(range(10))
+    assert sorted(first.tolist()) == list(range(10)) and other.tolist() != first.tolist()
+    for xb, yb in array_loader(x, y, batch_size=4, shuffle=True, seed=1):
+        assert torch.equal(xb[:, 0].long(), yb)  # rows stay paired
+    with pytest.raises(ValueError, match="different lengths"):
+        array_loader(x, y[:5], batch_size=2)
