@@ -147,6 +147,17 @@ def _write_cache(path: Path, **arrays: np.ndarray) -> Path:
     return path
 
 
+def _read_cache(path: Path, *names: str) -> tuple[list[np.ndarray], float] | None:
+    """Arrays ``names`` and the simulation wall time (s) stored in the cache ``path``; None when there is no
+    cache or it predates the stored time (it is then rebuilt and overwritten)."""
+    if not path.is_file():
+        return None
+    with np.load(path) as z:
+        if "seconds" not in z.files:
+            return None
+        return [z[n] for n in names], float(z["seconds"])
+
+
 @dataclass(frozen=True)
 class RTDatasetConfig:
     """Parameters of a dataset; every field enters the cache key.
@@ -219,9 +230,12 @@ class RTDataset:
         Index into ``config.families``.
     config : RTDatasetConfig
     seconds : float
-        Simulation wall time when built (0 when loaded from cache).
+        Wall time (s) of the simulations that made the data, also when it is loaded from the cache (the time
+        measured when the cache was built).
     path : Path or None
         Cache file.
+    cached : bool
+        Whether the data was loaded from the cache rather than simulated by this call.
     """
 
     x_raw: np.ndarray
@@ -230,6 +244,7 @@ class RTDataset:
     config: RTDatasetConfig
     seconds: float = 0.0
     path: Path | None = None
+    cached: bool = False
 
     def inputs(self, n_channels: int = 48) -> np.ndarray:
         """Normalised inputs ``(n, n_channels, n_time, N)`` float32."""
@@ -265,9 +280,9 @@ def build_dataset(
     if not isinstance(config, RTDatasetConfig):
         raise TypeError(f"config must be an RTDatasetConfig, got {type(config).__name__}.")
     path = cache_root() / f"rt_{config.key()}.npz"
-    if cache and path.is_file():
-        with np.load(path) as z:
-            return RTDataset(z["x_raw"], z["rho"], z["family"], config, 0.0, path)
+    if cache and (hit := _read_cache(path, "x_raw", "rho", "family")):
+        (x_raw, rho, fam), seconds = hit
+        return RTDataset(x_raw, rho, fam, config, seconds, path, cached=True)
     rng = np.random.default_rng(config.seed)
     rho, fam = generate_densities(
         config.n_densities, rng=rng, size=config.size, families=config.families, weights=config.weights
@@ -289,7 +304,7 @@ def build_dataset(
     seconds = time.perf_counter() - t0
     ds = RTDataset(x, rho, fam, config, seconds, None)
     if cache:
-        ds.path = _write_cache(path, x_raw=x, rho=rho, family=fam)
+        ds.path = _write_cache(path, x_raw=x, rho=rho, family=fam, seconds=np.float64(seconds))
     return ds
 
 
@@ -353,6 +368,7 @@ class BumpDataset:
     config: BumpDatasetConfig
     seconds: float = 0.0
     path: Path | None = None
+    cached: bool = False
 
     def inputs(self) -> np.ndarray:
         return normalise_inputs(self.x_raw)
@@ -365,9 +381,9 @@ def build_bump_dataset(config: BumpDatasetConfig, *, cache: bool = True, progres
     if not isinstance(config, BumpDatasetConfig):
         raise TypeError(f"config must be a BumpDatasetConfig, got {type(config).__name__}.")
     path = cache_root() / f"bump_{config.key()}.npz"
-    if cache and path.is_file():
-        with np.load(path) as z:
-            return BumpDataset(z["x_raw"], z["labels"], z["rho"], config, 0.0, path)
+    if cache and (hit := _read_cache(path, "x_raw", "labels", "rho")):
+        (x_raw, labels, rho), seconds = hit
+        return BumpDataset(x_raw, labels, rho, config, seconds, path, cached=True)
     rng = np.random.default_rng(config.seed)
     centres = np.linspace(0.2, 0.8, config.centre_grid)
     x = rng.choice(centres, config.n_samples)
@@ -398,7 +414,7 @@ def build_bump_dataset(config: BumpDatasetConfig, *, cache: bool = True, progres
     labels = np.stack([x, y, peak], axis=1)
     ds = BumpDataset(out, labels, rho, config, seconds, None)
     if cache:
-        ds.path = _write_cache(path, x_raw=out, labels=labels, rho=rho)
+        ds.path = _write_cache(path, x_raw=out, labels=labels, rho=rho, seconds=np.float64(seconds))
     return ds
 
 

@@ -47,8 +47,9 @@ def test_build_small_dataset_and_cache(tmp_path, monkeypatch):
     direct = simulate(ds.rho[1], "left").signals[0]
     idx = R.time_indices(96, 16)
     np.testing.assert_allclose(ds.x_raw[1, 24:36].reshape(4, 3, 16, 16), direct[:, :, idx], rtol=1e-6)
+    assert not ds.cached and ds.seconds > 0
     again = R.build_dataset(cfg, progress=False)
-    assert again.seconds == 0.0
+    assert again.cached and again.seconds == ds.seconds  # the build's time travels with the cache
     np.testing.assert_array_equal(again.x_raw, ds.x_raw)
     # fixed normalisation: a sample's normalised input does not depend on the rest of the batch
     np.testing.assert_array_equal(ds.inputs(24)[:1], R.normalise_inputs(ds.x_raw[:1, R.channel_indices(24)]))
@@ -75,7 +76,7 @@ def test_bump_dataset_small(tmp_path, monkeypatch):
     np.testing.assert_allclose(ds.labels[:, 2], ds.rho.max(axis=(1, 2)))
     assert np.all(np.isfinite(ds.inputs()))
     again = R.build_bump_dataset(cfg, progress=False)
-    assert again.seconds == 0.0 and np.array_equal(again.x_raw, ds.x_raw)
+    assert again.cached and again.seconds == ds.seconds and np.array_equal(again.x_raw, ds.x_raw)
 
 
 def test_standardise_by_train():
@@ -88,3 +89,16 @@ def test_standardise_by_train():
     np.testing.assert_allclose(R.apply_standardisation(x[6:], stats), xs[6:], rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError):
         R.standardise_by_train(x[:, 0], np.arange(6))
+
+
+def test_cache_without_stored_time_is_rebuilt(tmp_path, monkeypatch):
+    """A cache written before the build time was stored is simulated again (so the time metric is always real)."""
+    monkeypatch.setenv("STUDIES_CACHE_DIR", str(tmp_path))
+    cfg = R.RTDatasetConfig(n_densities=2, size=12, seed=3)
+    ds = R.build_dataset(cfg, progress=False)
+    with np.load(ds.path) as z:
+        np.savez(ds.path, **{k: z[k] for k in z.files if k != "seconds"})
+    again = R.build_dataset(cfg, progress=False)
+    assert not again.cached and again.seconds > 0 and np.array_equal(again.x_raw, ds.x_raw)
+    with np.load(ds.path) as z:
+        assert "seconds" in z.files
