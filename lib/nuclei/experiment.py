@@ -17,7 +17,7 @@ for the ablation; the remaining helpers build the chapter's tables and verdict s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +50,10 @@ __all__ = [
     "seed_spread",
     "method_key",
     "read_sweep_metrics",
+    "seed_table",
+    "seeds_text",
+    "ablation_table",
+    "ablation_text",
 ]
 
 
@@ -455,24 +459,158 @@ def method_key(name: str) -> str:
         raise ValueError(f"unknown method {name!r}; known: {sorted(_KEYS)}") from None
 
 
-def read_sweep_metrics(folder: str | Path) -> pd.DataFrame:
+def _source_kind(source: str | None) -> str:
+    """``"real"`` or ``"synthetic"`` from a recorded data source (a missing record is not real data)."""
+    return "real" if source is not None and str(source).split(" ")[0] == "real" else "synthetic"
+
+
+def read_sweep_metrics(folder: str | Path, *, data: Mapping[str, str] | None = None,
+                       match: Mapping[str, object] | None = None) -> pd.DataFrame:
     """One row per run of a sweep: the ``metrics.json`` of every ``<folder>/<point>/`` (empty if none).
 
     Parameters
     ----------
     folder : path-like
         ``_runs/<study>/<sweep>``, as written by the workflow.
+    data : mapping of str to str, optional
+        The data sources of the run that reads the sweep, e.g. ``{"dsb2018": "real"}``. A sweep run whose
+        recorded ``_data_sources`` differ for any of these datasets (a run on the synthetic fallback read
+        by a chapter on real data, or the reverse) is left out, so that a table never mixes them.
+    match : mapping, optional
+        Parameters the sweep runs must share with the reader (its scale: image size, width, epochs, ...), as
+        recorded in each run's ``provenance.json``; a run that differs in any of them, or has no record, is
+        left out (a ``ci`` run does not summarise ``lab``-sized sweeps as if they were its own).
 
     Returns
     -------
     pandas.DataFrame
-        Columns: ``point`` and every metric; rows sorted by point id.
+        Columns: ``point`` and every numeric metric; rows sorted by point id. ``attrs["left_out"]`` maps each
+        point left out to the reason.
     """
     import json
 
-    rows = []
+    rows, left_out = [], {}
     for f in sorted(Path(folder).glob("*/metrics.json")):
         with open(f) as fh:
             m = json.load(fh)
+        recorded = m.get("_data_sources") or {}
+        bad = [k for k, v in (data or {}).items() if _source_kind(recorded.get(k)) != _source_kind(v)]
+        if bad:
+            left_out[f.parent.name] = f"other data ({', '.join(f'{k}: {recorded.get(k)}' for k in bad)})"
+            continue
+        if match:
+            prov = f.parent / "provenance.json"
+            params = json.loads(prov.read_text()).get("parameters", {}) if prov.is_file() else None
+            if params is None:
+                left_out[f.parent.name] = "no provenance.json"
+                continue
+            differ = {k: params.get(k) for k, v in match.items() if params.get(k) != v}
+            if differ:
+                left_out[f.parent.name] = "other parameters (" + ", ".join(f"{k}={v!r}" for k, v in differ.items()) + ")"
+                continue
         rows.append({"point": f.parent.name, **{k: v for k, v in m.items() if isinstance(v, (int, float))}})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table.attrs["left_out"] = left_out
+    return table
+
+
+def seed_table(runs: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """Mean, sample standard deviation, minimum and maximum over the runs of a seed sweep.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        One row per seed (:func:`read_sweep_metrics`).
+    keys : sequence of str
+        Metric columns to summarise; those absent from ``runs`` are skipped.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: the metrics; columns ``mean``, ``sd``, ``min``, ``max``, ``runs``.
+    """
+    rows = {}
+    for k in keys:
+        if k not in runs:
+            continue
+        v = runs[k].dropna().to_numpy(np.float64)
+        if v.size:
+            mean, sd = seed_spread(v)
+            rows[k] = {"mean": mean, "sd": sd, "min": float(v.min()), "max": float(v.max()), "runs": int(v.size)}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["mean", "sd", "min", "max", "runs"])
+
+
+def seeds_text(mean: float, sd: float, n: int, *, goal: float, single: float, what: str = "pooled F1") -> str:
+    """A sentence on a seed sweep: the mean ± spread, against a goal and against the one run of the chapter.
+
+    Examples
+    --------
+    >>> print(seeds_text(0.893, 0.004, 3, goal=0.90, single=0.894))  # doctest: +NORMALIZE_WHITESPACE
+    over 3 seeds the pooled F1 is 0.893 ± 0.004 (sample SD), short of the goal 0.90 by 0.7 points, about 1.8 SD;
+    this run's 0.894 lies within 1 SD of the mean
+    """
+    gap = goal - mean
+    if gap <= 0:
+        vs_goal = f"which meets the goal {goal:.2f}"
+    else:
+        in_sd = f", about {gap / sd:.1f} SD" if sd > 0 else ""
+        vs_goal = f"short of the goal {goal:.2f} by {100 * gap:.1f} points{in_sd}"
+    z = abs(single - mean) / sd if sd > 0 else float("inf") if single != mean else 0.0
+    where = f"lies within {max(1, int(np.ceil(round(z, 6))))} SD of the mean" if np.isfinite(z) else "differs from the mean"
+    return (f"over {n} seeds the {what} is {mean:.3f} ± {sd:.3f} (sample SD), {vs_goal}; "
+            f"this run's {single:.3f} {where}")
+
+
+def ablation_table(runs: pd.DataFrame, switches: Sequence[str], *, reference: str = "none",
+                   keys: Sequence[str] = ("mru_f1_pooled", "mru_jaccard_pooled", "mru_ws_ap50")) -> pd.DataFrame:
+    """The ablation sweep as one row per change switched off, with the change in F1 against the full recipe.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        One row per point of the ablation sweep (:func:`read_sweep_metrics`), with ``recipe_off_index``.
+    switches : sequence of str
+        The names indexed by ``recipe_off_index`` (the chapter's ``RECIPE_SWITCHES``; ``reference`` = nothing off).
+    reference : str
+        The row of the full recipe.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``switched off``; columns ``keys`` and, when the reference row exists, ``ΔF1 (points)`` (100 × the
+        F1 of the row minus that of the full recipe: negative when the change helps).
+    """
+    if "recipe_off_index" not in runs:
+        raise ValueError("the ablation runs carry no 'recipe_off_index' metric; rerun the sweep with this chapter")
+    names = [switches[int(i)] for i in runs["recipe_off_index"]]
+    table = runs.assign(**{"switched off": names}).groupby("switched off")[list(keys)].mean()
+    table = table.reindex([s for s in switches if s in table.index])
+    if reference in table.index:
+        table["ΔF1 (points)"] = 100 * (table[keys[0]] - table.loc[reference, keys[0]])
+    return table
+
+
+def ablation_text(table: pd.DataFrame, *, noise_points: float | None = None, reference: str = "none") -> str:
+    """A sentence from :func:`ablation_table`: which change helps most, and which are within the seed noise.
+
+    ``noise_points`` is the seed spread of the F1 in points (e.g. 100 × its SD over seeds); changes whose
+    effect is no larger are called indistinguishable from the seed noise.
+    """
+    if "ΔF1 (points)" not in table:
+        return f"the ablation has no run of the full recipe ('{reference}'), so no change can be measured"
+    d = table["ΔF1 (points)"].drop(reference)
+    if d.empty:
+        return "the ablation has only the run of the full recipe"
+    worst = d.idxmin()
+    parts = [f"switching off {worst!r} costs the most, {-d[worst]:.1f} points of pooled F1"
+             if d[worst] < 0 else f"no change of the recipe helps: switching off any one of them changes the pooled "
+                                  f"F1 by {d.min():+.1f} to {d.max():+.1f} points"]
+    if noise_points is not None and noise_points > 0:
+        small = [k for k, v in d.items() if abs(v) <= noise_points]
+        if small:
+            parts.append(f"the effect of {', '.join(repr(k) for k in small)} is within the seed spread "
+                         f"({noise_points:.1f} points)")
+    helps = [k for k, v in d.items() if v > 0 and (noise_points is None or v > noise_points)]
+    if helps:
+        parts.append(f"switching off {', '.join(repr(k) for k in helps)} raises it")
+    return "; ".join(parts)

@@ -132,3 +132,59 @@ def test_read_sweep_metrics(tmp_path):
         (tmp_path / f"seed-{s}" / "metrics.json").write_text(json.dumps({"mru_f1_pooled": f1, "run_seed": s}))
     t = read_sweep_metrics(tmp_path)
     assert list(t["point"]) == ["seed-0", "seed-1"] and list(t["mru_f1_pooled"]) == [0.9, 0.92]
+    # a run on the synthetic fallback is never mixed into a table of real-data runs, and the reverse
+    (tmp_path / "seed-2").mkdir()
+    (tmp_path / "seed-2" / "metrics.json").write_text(json.dumps(
+        {"mru_f1_pooled": 0.7, "_data_sources": {"dsb2018": "synthetic (dsb2018 unavailable: ...)"}}))
+    for s in (0, 1):
+        m = json.loads((tmp_path / f"seed-{s}" / "metrics.json").read_text())
+        (tmp_path / f"seed-{s}" / "metrics.json").write_text(json.dumps({**m, "_data_sources": {"dsb2018": "real"}}))
+    real = read_sweep_metrics(tmp_path, data={"dsb2018": "real"})
+    assert list(real["point"]) == ["seed-0", "seed-1"] and list(real.attrs["left_out"]) == ["seed-2"]
+    assert "other data" in real.attrs["left_out"]["seed-2"]
+    synth = read_sweep_metrics(tmp_path, data={"dsb2018": "synthetic"})
+    assert list(synth["point"]) == ["seed-2"] and list(synth.attrs["left_out"]) == ["seed-0", "seed-1"]
+    assert len(read_sweep_metrics(tmp_path)) == 3
+    # runs at another scale (or without a provenance record) are left out when parameters must match
+    (tmp_path / "seed-0" / "provenance.json").write_text(json.dumps({"parameters": {"size": 128, "seed": 0}}))
+    (tmp_path / "seed-1" / "provenance.json").write_text(json.dumps({"parameters": {"size": 64, "seed": 1}}))
+    same = read_sweep_metrics(tmp_path, data={"dsb2018": "real"}, match={"size": 128})
+    assert list(same["point"]) == ["seed-0"]
+    assert same.attrs["left_out"]["seed-1"] == "other parameters (size=64)"
+
+
+def test_seed_table_and_text():
+    import pandas as pd
+
+    from lib.nuclei.experiment import seed_table, seeds_text
+
+    runs = pd.DataFrame({"point": ["seed-0", "seed-1", "seed-2"], "mru_f1_pooled": [0.89, 0.90, 0.91]})
+    t = seed_table(runs, ["mru_f1_pooled", "absent"])
+    assert list(t.index) == ["mru_f1_pooled"]
+    row = t.loc["mru_f1_pooled"]
+    assert row["mean"] == pytest.approx(0.90) and row["sd"] == pytest.approx(0.01)  # statistics.stdev
+    assert (row["min"], row["max"], row["runs"]) == (0.89, 0.91, 3)
+    short = seeds_text(0.89, 0.005, 3, goal=0.90, single=0.885)
+    assert "short of the goal 0.90 by 1.0 points, about 2.0 SD" in short and "within 1 SD" in short
+    assert "meets the goal 0.90" in seeds_text(0.91, 0.005, 3, goal=0.90, single=0.90)
+    assert "within 3 SD" in seeds_text(0.90, 0.005, 3, goal=0.90, single=0.888)
+
+
+def test_ablation_table_and_text():
+    import pandas as pd
+
+    from lib.nuclei.experiment import ablation_table, ablation_text
+
+    switches = ("none", "normalize", "native", "dice")
+    runs = pd.DataFrame({"recipe_off_index": [0, 1, 2, 3], "mru_f1_pooled": [0.89, 0.85, 0.80, 0.892],
+                         "mru_jaccard_pooled": [0.8, 0.74, 0.67, 0.81], "mru_ws_ap50": [0.68, 0.6, 0.5, 0.69]})
+    t = ablation_table(runs, switches)
+    assert list(t.index) == list(switches)
+    assert t.loc["native", "ΔF1 (points)"] == pytest.approx(-9.0) and t.loc["none", "ΔF1 (points)"] == 0
+    text = ablation_text(t, noise_points=0.5)
+    assert "switching off 'native' costs the most, 9.0 points" in text
+    assert "'dice' is within the seed spread" in text and "raises" not in text
+    assert "raises it" in ablation_text(t, noise_points=0.1)  # dice off: +0.2 points > 0.1
+    assert "no run of the full recipe" in ablation_text(ablation_table(runs.iloc[1:], switches))
+    with pytest.raises(ValueError, match="recipe_off_index"):
+        ablation_table(runs.drop(columns="recipe_off_index"), switches)
