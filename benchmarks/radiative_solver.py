@@ -93,7 +93,7 @@ def _machine() -> str:
     return f"{platform.node()} ({cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()})"
 
 
-def run_reference(binary: Path, rho: np.ndarray, *, repeats: int = 1) -> tuple[float, float, np.ndarray]:
+def run_reference(binary: Path, rho: np.ndarray, *, repeats: int = 1) -> tuple[list[float], list[float], np.ndarray]:
     """Run the original program on one y-up density (left source), ``repeats`` times.
 
     The program runs in a temporary working directory holding ``data/inputs``, ``data/outputs`` and
@@ -102,9 +102,8 @@ def run_reference(binary: Path, rho: np.ndarray, *, repeats: int = 1) -> tuple[f
 
     Returns
     -------
-    cpu_seconds, wall_seconds : float
-        Median over the repeats of the child's CPU time (user + sys; robust to other jobs on the cores) and
-        of its wall time, per run.
+    cpu_seconds, wall_seconds : list of float
+        Per run, the child's CPU time (user + sys; robust to other jobs on the cores) and its wall time.
     signals : ndarray, shape (4, 3, S, N), float32
         ``[measured_edge, channel, step, position]`` read back from the SDS file.
 
@@ -142,7 +141,7 @@ def run_reference(binary: Path, rho: np.ndarray, *, repeats: int = 1) -> tuple[f
     if sds.density is None or not np.array_equal(sds.density[0], np.asarray(rho, dtype=np.float32)):
         raise SystemExit("the density in the reference SDS is not the y-up density that was passed (orientation "
                          "mismatch between the .npy written here and the program's reader).")
-    return float(np.median(cpu)), float(np.median(wall)), np.asarray(sds.signals)[0]
+    return cpu, wall, np.asarray(sds.signals)[0]
 
 
 def signal_difference(ours: np.ndarray, reference: np.ndarray) -> dict[str, float]:
@@ -168,7 +167,8 @@ def side_by_side(binary: Path, n: int, record: Path, *, batch: int, repeats: int
     once unbatched (B = 1, the density the reference ran on).
     """
     rho_all, _ = generate_densities(batch, rng=np.random.default_rng(0), size=n)
-    ref_s, ref_wall, ref_sig = run_reference(binary, rho_all[0], repeats=repeats)
+    ref_cpu, ref_walls, ref_sig = run_reference(binary, rho_all[0], repeats=repeats)
+    ref_s, ref_wall = float(np.median(ref_cpu)), float(np.median(ref_walls))
     c0 = time.process_time()
     one = simulate(rho_all[:1], "left", mode="faithful", signal_dtype=np.float32).signals
     ours_one_s = time.process_time() - c0
@@ -184,7 +184,9 @@ def side_by_side(binary: Path, n: int, record: Path, *, batch: int, repeats: int
         raise SystemExit(f"our signals and the reference program's disagree (max relative difference per channel "
                          f"{diff}, tolerance {tolerance:g}); no speed record written.")
     rec = {"grid": n, "steps": step_count(n), "reference_seconds": ref_s, "reference_wall_seconds": ref_wall,
-           "repeats": repeats, "ours_seconds": ours_s, "ours_wall_seconds_batch": wall, "batch": batch,
+           "repeats": repeats, "reference_seconds_runs": [round(v, 3) for v in ref_cpu],
+           "reference_wall_seconds_runs": [round(v, 3) for v in ref_walls],
+           "ours_seconds": ours_s, "ours_wall_seconds_batch": wall, "batch": batch,
            "ratio": ref_s / ours_s, "ours_seconds_unbatched": ours_one_s, "ratio_unbatched": ref_s / ours_one_s,
            "max_rel_signal_difference": err, "max_rel_signal_difference_per_channel": diff,
            "machine": _machine(), "load_average_1min": round(os.getloadavg()[0], 2), "clock": "cpu",

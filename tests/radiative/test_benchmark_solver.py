@@ -76,6 +76,7 @@ def test_side_by_side_record(tmp_path):
     assert set(rec["max_rel_signal_difference_per_channel"]) == {"E", "F", "T"}
     assert rec["reference_seconds"] >= 0.3  # child CPU time, which includes the stand-in's 0.3 s busy loop
     assert rec["reference_wall_seconds"] >= rec["reference_seconds"] * 0.9
+    assert len(rec["reference_seconds_runs"]) == 1 and rec["reference_seconds_runs"][0] >= 0.3
     assert rec["ratio"] == pytest.approx(rec["reference_seconds"] / rec["ours_seconds"])
     assert rec["ratio_unbatched"] == pytest.approx(rec["reference_seconds"] / rec["ours_seconds_unbatched"])
     assert rec["clock"] == "cpu" and rec["steps"] == 96
