@@ -24,6 +24,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import resource
 import subprocess
 import tempfile
 import time
@@ -39,6 +40,9 @@ from lib.radiative.sds import read_sds
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_RECORD = REPO / "benchmarks" / "radiative_solver_record.json"
 
+# The original program's reader (src/config.cpp) loops `while (!file.eof()) { file >> name; ... }`: after a
+# trailing newline the last `>>` fails, leaves `name` unchanged and counts that key twice ("Paramètre
+# 'simu_count' dupliqué", exit 1). Its own templates end without one, and so must this text.
 _CFG = """rho numpy:data/inputs/rho.npy
 export_file data/outputs/rho.sds
 x_min 0
@@ -74,8 +78,7 @@ F_r_y neumann
 T_r neumann
 export_mode binary
 write_mode truncate
-simu_count 1
-"""
+simu_count 1"""
 
 
 def _machine() -> str:
@@ -90,13 +93,31 @@ def _machine() -> str:
     return f"{platform.node()} ({cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()})"
 
 
-def run_reference(binary: Path, rho: np.ndarray, *, repeats: int = 1) -> tuple[float, np.ndarray]:
-    """Run the original program on one y-up density (left source); return seconds per run and its signals."""
+def run_reference(binary: Path, rho: np.ndarray, *, repeats: int = 1) -> tuple[list[float], list[float], np.ndarray]:
+    """Run the original program on one y-up density (left source), ``repeats`` times.
+
+    The program runs in a temporary working directory holding ``data/inputs``, ``data/outputs`` and
+    ``data/anim`` (its paths are relative), on ``data/inputs/rho.npy`` in image rows (it maps numpy row ``r``
+    to cell row ``N - r``), and writes one simulation to ``data/outputs/rho.sds``.
+
+    Returns
+    -------
+    cpu_seconds, wall_seconds : list of float
+        Per run, the child's CPU time (user + sys; robust to other jobs on the cores) and its wall time.
+    signals : ndarray, shape (4, 3, S, N), float32
+        ``[measured_edge, channel, step, position]`` read back from the SDS file.
+
+    Raises
+    ------
+    SystemExit
+        The binary is missing or not executable, it fails, or its SDS output does not hold the density it was given.
+    """
     binary = Path(binary).resolve()
     if not binary.is_file() or not os.access(binary, os.X_OK):
         raise SystemExit(f"--reference-binary {binary} is not an executable file; build the authors' program with "
-                         "`cmake -H. -Bbuild && cmake --build build` and pass build/transfer.")
-    times = []
+                         "benchmarks/build_reference_solver.sh (or `cmake -H. -Bbuild && cmake --build build` in "
+                         "its checkout) and pass build/transfer.")
+    cpu, wall = [], []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for sub in ("data/inputs", "data/outputs", "data/anim"):
@@ -105,29 +126,75 @@ def run_reference(binary: Path, rho: np.ndarray, *, repeats: int = 1) -> tuple[f
         (work / "run.cfg").write_text(_CFG)
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         for _ in range(repeats):
-            t0 = time.perf_counter()
+            r0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
             proc = subprocess.run([str(binary), "run.cfg"], cwd=work, env=env, capture_output=True, text=True)
-            times.append(time.perf_counter() - t0)
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            wall.append(time.perf_counter() - t0)
+            cpu.append((r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime))
             if proc.returncode != 0:
-                raise SystemExit(f"the reference program failed (rc {proc.returncode}):\n{proc.stderr[-2000:]}")
+                raise SystemExit(f"the reference program failed (rc {proc.returncode}):\n"
+                                 f"{(proc.stdout[-1000:] + proc.stderr[-2000:]).strip()}")
         sds = read_sds(work / "data/outputs/rho.sds")
-    return float(np.median(times)), np.asarray(sds.signals)[0]
+    if sds.n_sim != 1 or sds.source_edge[0] != 2:
+        raise SystemExit(f"the reference SDS holds {sds.n_sim} simulation(s) with source edge codes "
+                         f"{sds.source_edge.tolist()}; expected one left-source (code 2) run.")
+    if sds.density is None or not np.array_equal(sds.density[0], np.asarray(rho, dtype=np.float32)):
+        raise SystemExit("the density in the reference SDS is not the y-up density that was passed (orientation "
+                         "mismatch between the .npy written here and the program's reader).")
+    return cpu, wall, np.asarray(sds.signals)[0]
 
 
-def side_by_side(binary: Path, n: int, record: Path, *, batch: int, repeats: int) -> dict:
+def signal_difference(ours: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """Max |ours - reference| per channel, relative to the channel's max |reference| (channels E, |F|, T).
+
+    ``ours`` and ``reference`` are ``(4, 3, S, N)`` signals ``[measured_edge, channel, step, position]``.
+    Per channel, so that the small flux channel is not hidden behind the scale of E.
+    """
+    ours, ref = np.asarray(ours, np.float64), np.asarray(reference, np.float64)
+    if ours.shape != ref.shape:
+        raise SystemExit(f"our signals {ours.shape} and the reference program's {ref.shape} differ in shape "
+                         "(grid or step count); they cannot be compared.")
+    return {ch: float(np.abs(ours[:, c] - ref[:, c]).max() / np.abs(ref[:, c]).max())
+            for c, ch in enumerate(("E", "F", "T"))}
+
+
+def side_by_side(binary: Path, n: int, record: Path, *, batch: int, repeats: int, tolerance: float = 1e-4) -> dict:
+    """Time the original program and ours on the same N x N density (left source) and write the record.
+
+    The record is written only if the signals agree (each channel within ``tolerance`` of the reference
+    program's maximum): a speed ratio between two programs that compute different things means nothing.
+    Both sides are timed in CPU seconds at one thread; ours once batched (``batch`` densities, amortised) and
+    once unbatched (B = 1, the density the reference ran on).
+    """
     rho_all, _ = generate_densities(batch, rng=np.random.default_rng(0), size=n)
-    ref_s, ref_sig = run_reference(binary, rho_all[0], repeats=repeats)
+    ref_cpu, ref_walls, ref_sig = run_reference(binary, rho_all[0], repeats=repeats)
+    ref_s, ref_wall = float(np.median(ref_cpu)), float(np.median(ref_walls))
+    c0 = time.process_time()
+    one = simulate(rho_all[:1], "left", mode="faithful", signal_dtype=np.float32).signals
+    ours_one_s = time.process_time() - c0
     c0, t0 = time.process_time(), time.perf_counter()
     ours = simulate(rho_all, "left", mode="faithful", signal_dtype=np.float32).signals
     cpu, wall = time.process_time() - c0, time.perf_counter() - t0
     ours_s = cpu / batch
-    err = float(np.abs(ours[0] - ref_sig.reshape(ours[0].shape)).max() / np.abs(ref_sig).max())
-    rec = {"grid": n, "steps": step_count(n), "reference_seconds": ref_s, "ours_seconds": ours_s,
-           "ours_wall_seconds_batch": wall, "batch": batch, "ratio": ref_s / ours_s,
-           "max_rel_signal_difference": err, "machine": _machine(),
+    diff = signal_difference(ours[0], ref_sig)
+    err = max(diff.values())
+    if not np.array_equal(one[0], ours[0]):
+        raise SystemExit("our batched and unbatched runs of the same density differ; fix the solver first.")
+    if not err <= tolerance:
+        raise SystemExit(f"our signals and the reference program's disagree (max relative difference per channel "
+                         f"{diff}, tolerance {tolerance:g}); no speed record written.")
+    rec = {"grid": n, "steps": step_count(n), "reference_seconds": ref_s, "reference_wall_seconds": ref_wall,
+           "repeats": repeats, "reference_seconds_runs": [round(v, 3) for v in ref_cpu],
+           "reference_wall_seconds_runs": [round(v, 3) for v in ref_walls],
+           "ours_seconds": ours_s, "ours_wall_seconds_batch": wall, "batch": batch,
+           "ratio": ref_s / ours_s, "ours_seconds_unbatched": ours_one_s, "ratio_unbatched": ref_s / ours_one_s,
+           "max_rel_signal_difference": err, "max_rel_signal_difference_per_channel": diff,
+           "machine": _machine(), "load_average_1min": round(os.getloadavg()[0], 2), "clock": "cpu",
            "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-           "notes": "reference: wall time per run, one thread (median of repeats); ours: CPU seconds per simulation "
-                    "amortised over the batch, one thread, numpy backend"}
+           "notes": "reference: CPU seconds (user+sys) per run of the original program, one thread, median of "
+                    "`repeats` runs (its wall time alongside); ours: CPU seconds per simulation at one thread, numpy "
+                    "backend, amortised over `batch` densities (`ours_seconds`) and for one density alone "
+                    "(`ours_seconds_unbatched`); ratio = reference_seconds / ours_seconds"}
     record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps(rec, indent=2) + "\n")
     return rec
