@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,7 @@ __all__ = [
     "fit_bump_classification",
     "read_speed_record",
     "compare_sentence",
+    "speed_sentence",
 ]
 
 _EDGE_ROT = (2, 3, 1, 0)
@@ -540,6 +541,26 @@ def read_speed_record(path: str | Path) -> dict[str, Any] | None:
     if not (isinstance(rec["ratio"], (int, float)) and math.isfinite(rec["ratio"]) and rec["ratio"] > 0):
         raise ValueError(f"speed record {p} has a bad ratio {rec['ratio']!r}.")
     return rec
+
+
+def speed_sentence(record: Mapping[str, Any]) -> str:
+    """The chapter's sentence for a side-by-side speed record (:func:`read_speed_record`).
+
+    Says where and when it was measured, the clock, both times (ours amortised over the record's batch, and
+    alone when recorded), the threads and backend when recorded, and the ratio.
+    """
+    clock = "CPU time" if record.get("clock") == "cpu" else "wall time"
+    how = [f"{record['threads']} thread(s)" if "threads" in record else "one thread each"]
+    if record.get("backend"):
+        how.append(f"our {record['backend']} backend")
+    ours = f"{record['ours_seconds']:.3f} s in ours"
+    if record.get("batch", 1) > 1:
+        ours += f" (amortised over a batch of {record['batch']}"
+        ours += f"; {record['ours_seconds_unbatched']:.3f} s alone)" if "ours_seconds_unbatched" in record else ")"
+    return (f"Measured side by side with the original program on {record['machine']} ({record['date']}; "
+            f"{', '.join(how)}; {clock}), one N = {record['grid']} simulation took "
+            f"{record['reference_seconds']:.1f} s in the original program and {ours}: a ratio of "
+            f"{record['ratio']:.0f}.")
 
 
 def compare_sentence(ours: float, lo: float, hi: float | None = None, *, what: str = "the authors'",
