@@ -475,7 +475,8 @@ def read_sweep_metrics(folder: str | Path, *, data: Mapping[str, str] | None = N
     data : mapping of str to str, optional
         The data sources of the run that reads the sweep, e.g. ``{"dsb2018": "real"}``. A sweep run whose
         recorded ``_data_sources`` differ for any of these datasets (a run on the synthetic fallback read
-        by a chapter on real data, or the reverse) is left out, so that a table never mixes them.
+        by a chapter on real data, or the reverse) is left out, so that a table never mixes them. A run whose
+        ``provenance.json`` records a status other than ``"ok"`` (failed, interrupted) is always left out.
     match : mapping, optional
         Parameters the sweep runs must share with the reader (its scale: image size, width, epochs, ...), as
         recorded in each run's ``provenance.json``; a run that differs in any of them, or has no record, is
@@ -498,9 +499,13 @@ def read_sweep_metrics(folder: str | Path, *, data: Mapping[str, str] | None = N
         if bad:
             left_out[f.parent.name] = f"other data ({', '.join(f'{k}: {recorded.get(k)}' for k in bad)})"
             continue
+        prov_file = f.parent / "provenance.json"
+        prov = json.loads(prov_file.read_text()) if prov_file.is_file() else None
+        if prov is not None and prov.get("status", "ok") != "ok":
+            left_out[f.parent.name] = f"run not finished (status {prov.get('status')!r})"
+            continue
         if match:
-            prov = f.parent / "provenance.json"
-            params = json.loads(prov.read_text()).get("parameters", {}) if prov.is_file() else None
+            params = prov.get("parameters", {}) if prov is not None else None
             if params is None:
                 left_out[f.parent.name] = "no provenance.json"
                 continue

@@ -151,6 +151,9 @@ def test_read_sweep_metrics(tmp_path):
     same = read_sweep_metrics(tmp_path, data={"dsb2018": "real"}, match={"size": 128})
     assert list(same["point"]) == ["seed-0"]
     assert same.attrs["left_out"]["seed-1"] == "other parameters (size=64)"
+    (tmp_path / "seed-1" / "provenance.json").write_text(json.dumps({"parameters": {"size": 128}, "status": "interrupted"}))
+    unfinished = read_sweep_metrics(tmp_path)
+    assert "seed-1" not in list(unfinished["point"]) and "interrupted" in unfinished.attrs["left_out"]["seed-1"]
 
 
 def test_seed_table_and_text():
