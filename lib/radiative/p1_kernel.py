@@ -164,16 +164,11 @@ def _simulate_one(E, Fx, Fy, T, rho, rho_full, sa, sc, a, c, cv, prec, max_iter,
                 sd = 0.5 * (sk + sig[j - 1, i])
                 sl = 0.5 * (sk + sig[j, i - 1])
                 sr = 0.5 * (sk + sig[j, i + 1])
-                if kap == 1.0:
-                    Mu = 2.0 / (2.0 + dx * su)
-                    Md = 2.0 / (2.0 + dx * sd)
-                    Ml = 2.0 / (2.0 + dx * sl)
-                    Mr = 2.0 / (2.0 + dx * sr)
-                else:
-                    Mu = two_s / (two_s + dx * su)
-                    Md = two_s / (two_s + dx * sd)
-                    Ml = two_s / (two_s + dx * sl)
-                    Mr = two_s / (two_s + dx * sr)
+                # (kappa = 1: two_s = 2.0 exactly, the 2 / (2 + dx sigma) of the code)
+                Mu = two_s / (two_s + dx * su)
+                Md = two_s / (two_s + dx * sd)
+                Ml = two_s / (two_s + dx * sl)
+                Mr = two_s / (two_s + dx * sr)
                 Eu = Eb[j + 1, i]
                 Ed = Eb[j - 1, i]
                 El = Eb[j, i - 1]
@@ -203,12 +198,9 @@ def _simulate_one(E, Fx, Fy, T, rho, rho_full, sa, sc, a, c, cv, prec, max_iter,
                 sumFE_y = FE_u - FE_d
                 slmn_x = dxMr - dxMl
                 slmn_y = dyMu - dyMd
-                if sum4:
-                    tmp_x = one_dt + c * (Mu * su + Md * sd + Ml * sl + Mr * sr)
-                    tmp_y = tmp_x
-                else:
-                    tmp_x = one_dt + c_half * (Ml * sl + Mr * sr)
-                    tmp_y = one_dt + c_half * (Mu * su + Md * sd)
+                tmp_4 = one_dt + c * (Mu * su + Md * sd + Ml * sl + Mr * sr)
+                tmp_x = tmp_4 if sum4 else one_dt + c_half * (Ml * sl + Mr * sr)
+                tmp_y = tmp_4 if sum4 else one_dt + c_half * (Mu * su + Md * sd)
                 En[j - 1, i - 1] = Ek + e_coef * sum_FF
                 Fxn[j - 1, i - 1] = (one_dt / tmp_x) * Fxk + Ek * kap * ((c_om / tmp_x) * slmn_x) + (mc_om / tmp_x) * sumFE_x
                 Fyn[j - 1, i - 1] = (one_dt / tmp_y) * Fyk + Ek * kap * ((c_om / tmp_y) * slmn_y) + (mc_om / tmp_y) * sumFE_y
