@@ -710,7 +710,7 @@ def simulate(
     signal_dtype : dtype
         Storage dtype of the signals (computation is float64).
     progress : bool
-        Show a tqdm bar over time steps.
+        Show a tqdm bar over time steps (NumPy/torch backends; the Numba kernel runs all steps in one call).
     backend : {"auto", "numba", "numpy", "torch"}
         ``"numba"``: the fused, compiled kernel (:mod:`lib.radiative.p1_kernel`), fastest on a CPU, the
         batch spread over ``numba.set_num_threads`` threads; its opacities must be :class:`PowerOpacity`
