@@ -2,19 +2,24 @@
 
 Run::
 
-    OMP_NUM_THREADS=1 python benchmarks/radiative_solver.py [--sizes 32 64] [--batches 1 16 64] [--backend numpy|torch]
-    OMP_NUM_THREADS=1 python benchmarks/radiative_solver.py --sizes 64 --reference-binary PATH/build/transfer
+    python benchmarks/radiative_solver.py [--sizes 64] [--batches 1 16 64 256] [--backend numba numpy torch] [--threads 1 2]
+    python benchmarks/radiative_solver.py --sizes 64 --reference-binary PATH/build/transfer
 
-Prints, per grid and batch size, the wall and CPU time of one batched call (one source edge, the authors'
-configuration: 383 steps at N = 64) and the amortised seconds per simulation. B = 1 is the unbatched use
-of the same code. With ``--device cuda`` (torch backend) the GPU throughput is measured by wall time.
+Prints, per backend, thread count, grid and batch size, the wall and CPU time of one batched call (one
+source edge, the authors' configuration: 383 steps at N = 64) and the amortised seconds per simulation
+and simulations per second. B = 1 is the unbatched use of the same code. With one thread the time per
+simulation is CPU time (robust to other jobs sharing the cores); with several threads it is wall time
+(the parallel throughput), so run those on a quiet machine. ``--threads`` sets ``numba.set_num_threads``
+and ``torch.set_num_threads``; the NumPy backend is single-threaded whatever it is. The Numba kernel is
+compiled (or loaded from its cache) once before timing, and that time is printed. With ``--device cuda``
+(torch backend) the GPU throughput is measured by wall time.
 
 With ``--reference-binary`` (the authors' program built from ``ddrous/inverse-problem-vnet``:
 ``cmake -H. -Bbuild && cmake --build build``), the same density is also run through the original program
 (one thread, left-edge source, binary SDS export) in a temporary working directory; its signals are
-checked against ours and the measured ratio of the times per simulation is written, with the machine and
-the date, to ``--record`` (default ``benchmarks/radiative_solver_record.json``). The chapter quotes a
-speed-up only from such a record.
+checked against ours (first ``--backend``, one thread) and the measured ratio of the times per simulation
+is written, with the machine and the date, to ``--record`` (default
+``benchmarks/radiative_solver_record.json``). The chapter quotes a speed-up only from such a record.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from lib.radiative.densities import generate_densities
-from lib.radiative.p1 import simulate, step_count
+from lib.radiative.p1 import BACKENDS, simulate, step_count
 from lib.radiative.sds import read_sds
 
 REPO = Path(__file__).resolve().parents[1]
@@ -144,6 +149,29 @@ def run_reference(binary: Path, rho: np.ndarray, *, repeats: int = 1) -> tuple[l
     return cpu, wall, np.asarray(sds.signals)[0]
 
 
+def _set_threads(n: int) -> None:
+    """Threads of the Numba kernel and of torch (the NumPy backend is single-threaded)."""
+    try:
+        import numba
+
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    except ImportError:  # pragma: no cover - numba is a dependency
+        pass
+    try:
+        import torch
+
+        torch.set_num_threads(n)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _warm_up(backend: str, device: str | None) -> float:
+    """Compile (or load from the cache) the kernels of ``backend``; return the seconds it took."""
+    t0 = time.perf_counter()
+    simulate(np.ones((1, 8, 8)), "left", n_steps=2, signal_dtype=np.float32, backend=backend, device=device)
+    return time.perf_counter() - t0
+
+
 def signal_difference(ours: np.ndarray, reference: np.ndarray) -> dict[str, float]:
     """Max |ours - reference| per channel, relative to the channel's max |reference| (channels E, |F|, T).
 
@@ -158,23 +186,28 @@ def signal_difference(ours: np.ndarray, reference: np.ndarray) -> dict[str, floa
             for c, ch in enumerate(("E", "F", "T"))}
 
 
-def side_by_side(binary: Path, n: int, record: Path, *, batch: int, repeats: int, tolerance: float = 1e-4) -> dict:
+def side_by_side(binary: Path, n: int, record: Path, *, batch: int, repeats: int, tolerance: float = 1e-4,
+                 backend: str = "auto", threads: int = 1) -> dict:
     """Time the original program and ours on the same N x N density (left source) and write the record.
 
     The record is written only if the signals agree (each channel within ``tolerance`` of the reference
     program's maximum): a speed ratio between two programs that compute different things means nothing.
     Both sides are timed in CPU seconds at one thread; ours once batched (``batch`` densities, amortised) and
-    once unbatched (B = 1, the density the reference ran on).
+    once unbatched (B = 1, the density the reference ran on). With ``threads`` > 1, ours is also timed batched
+    on that many threads by the wall clock (throughput of the machine; the original program forces one thread).
     """
     rho_all, _ = generate_densities(batch, rng=np.random.default_rng(0), size=n)
     ref_cpu, ref_walls, ref_sig = run_reference(binary, rho_all[0], repeats=repeats)
     ref_s, ref_wall = float(np.median(ref_cpu)), float(np.median(ref_walls))
+    _set_threads(1)
+    _warm_up(backend, None)
     c0 = time.process_time()
-    one = simulate(rho_all[:1], "left", mode="faithful", signal_dtype=np.float32).signals
+    one = simulate(rho_all[:1], "left", mode="faithful", signal_dtype=np.float32, backend=backend).signals
     ours_one_s = time.process_time() - c0
     c0, t0 = time.process_time(), time.perf_counter()
-    ours = simulate(rho_all, "left", mode="faithful", signal_dtype=np.float32).signals
+    res = simulate(rho_all, "left", mode="faithful", signal_dtype=np.float32, backend=backend)
     cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+    ours = res.signals
     ours_s = cpu / batch
     diff = signal_difference(ours[0], ref_sig)
     err = max(diff.values())
@@ -188,13 +221,24 @@ def side_by_side(binary: Path, n: int, record: Path, *, batch: int, repeats: int
            "reference_wall_seconds_runs": [round(v, 3) for v in ref_walls],
            "ours_seconds": ours_s, "ours_wall_seconds_batch": wall, "batch": batch,
            "ratio": ref_s / ours_s, "ours_seconds_unbatched": ours_one_s, "ratio_unbatched": ref_s / ours_one_s,
+           "backend": res.backend, "threads": 1,
            "max_rel_signal_difference": err, "max_rel_signal_difference_per_channel": diff,
            "machine": _machine(), "load_average_1min": round(os.getloadavg()[0], 2), "clock": "cpu",
            "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
            "notes": "reference: CPU seconds (user+sys) per run of the original program, one thread, median of "
-                    "`repeats` runs (its wall time alongside); ours: CPU seconds per simulation at one thread, numpy "
-                    "backend, amortised over `batch` densities (`ours_seconds`) and for one density alone "
+                    "`repeats` runs (its wall time alongside); ours: CPU seconds per simulation at one thread, "
+                    f"{res.backend} backend, amortised over `batch` densities (`ours_seconds`) and for one density alone "
                     "(`ours_seconds_unbatched`); ratio = reference_seconds / ours_seconds"}
+    if threads > 1:
+        _set_threads(threads)
+        t0 = time.perf_counter()
+        simulate(rho_all, "left", mode="faithful", signal_dtype=np.float32, backend=backend)
+        par = (time.perf_counter() - t0) / batch
+        _set_threads(1)
+        rec.update({"parallel_threads": threads, "ours_wall_seconds_parallel": par, "ratio_parallel": ref_s / par,
+                    "notes_parallel": f"ours batched on {threads} threads, wall seconds per simulation (throughput of "
+                                      "the machine, inflated by any other load); ratio_parallel = reference_seconds / "
+                                      "ours_wall_seconds_parallel"})
     record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps(rec, indent=2) + "\n")
     return rec
@@ -202,10 +246,13 @@ def side_by_side(binary: Path, n: int, record: Path, *, batch: int, repeats: int
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[32, 64])
-    ap.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[64])
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64, 256])
     ap.add_argument("--mode", default="faithful", choices=["faithful", "physical"])
-    ap.add_argument("--backend", default="numpy", choices=["numpy", "torch"])
+    ap.add_argument("--backend", nargs="+", default=["numba", "numpy"], choices=[b for b in BACKENDS],
+                    help="backends to time (auto resolves to numba for the default opacities)")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                    help="thread counts (numba.set_num_threads / torch.set_num_threads)")
     ap.add_argument("--device", default=None, help="torch device for --backend torch (cpu, cuda)")
     ap.add_argument("--reference-binary", type=Path, default=None,
                     help="the original C++ program (build/transfer): run it side by side and write a record")
@@ -213,24 +260,34 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1, help="runs of the reference program (median)")
     args = ap.parse_args()
     rows = []
-    for n in args.sizes:
-        rho_all, _ = generate_densities(max(args.batches), rng=np.random.default_rng(0), size=n)
-        for b in args.batches:
-            t0, c0 = time.perf_counter(), time.process_time()
-            simulate(rho_all[:b], "left", mode=args.mode, signal_dtype=np.float32, backend=args.backend, device=args.device)
-            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-            gpu = args.backend == "torch" and (args.device or "").startswith("cuda")
-            per = (wall if gpu else cpu) / b  # CPU time is robust to other jobs sharing the cores
-            rows.append({"N": n, "steps": step_count(n), "batch": b, "wall_s": wall, "cpu_s": cpu,
-                         "s_per_sim": per, "sims_per_s": 1 / per, "clock": "wall" if gpu else "cpu"})
-            print(pd.DataFrame(rows[-1:]).to_string(index=False, header=len(rows) == 1), flush=True)
+    for backend in args.backend:
+        print(f"{backend}: compile/load + warm-up {_warm_up(backend, args.device):.2f} s", flush=True)
+        for threads in args.threads:
+            _set_threads(threads)
+            for n in args.sizes:
+                rho_all, _ = generate_densities(max(args.batches), rng=np.random.default_rng(0), size=n)
+                for b in args.batches:
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    res = simulate(rho_all[:b], "left", mode=args.mode, signal_dtype=np.float32, backend=backend,
+                                   device=args.device)
+                    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+                    gpu = backend == "torch" and (args.device or "").startswith("cuda")
+                    use_wall = gpu or threads > 1  # parallel throughput is a wall-clock quantity
+                    per = (wall if use_wall else cpu) / b  # CPU time is robust to other jobs sharing the cores
+                    rows.append({"backend": res.backend, "threads": threads, "N": n, "steps": step_count(n),
+                                 "batch": b, "wall_s": wall, "cpu_s": cpu, "cpu_s_per_sim": cpu / b,
+                                 "s_per_sim": per, "sims_per_s": 1 / per, "clock": "wall" if use_wall else "cpu"})
+                    print(pd.DataFrame(rows[-1:]).to_string(index=False, header=len(rows) == 1), flush=True)
     print("\n" + pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     if args.reference_binary is not None:
         for n in args.sizes:
-            rec = side_by_side(args.reference_binary, n, args.record, batch=max(args.batches), repeats=args.repeats)
+            rec = side_by_side(args.reference_binary, n, args.record, batch=max(args.batches), repeats=args.repeats,
+                               backend=args.backend[0], threads=max(args.threads))
+            par = (f"; {rec['parallel_threads']} threads: {rec['ours_wall_seconds_parallel']:.3f} s wall per simulation "
+                   f"-> ratio {rec['ratio_parallel']:.0f}") if "ratio_parallel" in rec else ""
             print(f"\nN={n}: original {rec['reference_seconds']:.2f} s, ours {rec['ours_seconds']:.3f} s per simulation "
-                  f"-> ratio {rec['ratio']:.0f} (signals agree to {rec['max_rel_signal_difference']:.1e}); "
-                  f"record written to {args.record}")
+                  f"({rec['backend']}, one thread, CPU) -> ratio {rec['ratio']:.0f}{par} (signals agree to "
+                  f"{rec['max_rel_signal_difference']:.1e}); record written to {args.record}")
     else:
         print("\n(no --reference-binary: our times only, no speed-up against the original program is claimed)")
 

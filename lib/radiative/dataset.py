@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from lib.radiative.densities import FAMILIES, crenau_densities, generate_densities
-from lib.radiative.p1 import EDGES, Neumann, P1Config, Ponctuel, simulate, step_count
+from lib.radiative.p1 import EDGES, Neumann, P1Config, Ponctuel, PowerOpacity, simulate, step_count
 
 __all__ = [
     "NORMALISATION",
@@ -181,8 +181,8 @@ class RTDatasetConfig:
     sim_batch : int
         Densities simulated together (memory/speed trade-off; does not change results).
     backend, device : str
-        Solver backend ("numpy" or "torch") and torch device; results agree to round-off, so they are
-        not part of the cache key.
+        Solver backend ("auto", "numba", "numpy" or "torch", see :func:`lib.radiative.p1.simulate`) and
+        torch device; results agree to round-off, so they are not part of the cache key.
     """
 
     n_densities: int = 64
@@ -193,7 +193,7 @@ class RTDatasetConfig:
     families: tuple[str, ...] = FAMILIES
     weights: tuple[float, ...] | None = None
     sim_batch: int = field(default=128, compare=False)
-    backend: str = field(default="numpy", compare=False)
+    backend: str = field(default="auto", compare=False)
     device: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -309,10 +309,9 @@ def build_dataset(
 
 
 # ----------------------------------------------------------------------------- M1 "créneaux" dataset
-def m1_opacity(rho: np.ndarray, T: np.ndarray) -> np.ndarray:
-    """Opacity of the M1 ``Regression28x28`` runs: ``sigma = T (10 rho)^3`` (1/cm)."""
-    r = 10.0 * rho
-    return T * (r * r * r)
+m1_opacity = PowerOpacity(scale=10.0, p=3, q=1)
+"""Opacity of the M1 ``Regression28x28`` runs: ``sigma = T (10 rho)^3`` (1/cm), a callable ``f(rho, T)``
+(a :class:`~lib.radiative.p1.PowerOpacity`, so the Numba backend runs it)."""
 
 
 @dataclass(frozen=True)
@@ -346,7 +345,7 @@ class BumpDatasetConfig:
     opacity: str = "rho_T"
     seed: int = 0
     sim_batch: int = field(default=128, compare=False)
-    backend: str = field(default="numpy", compare=False)
+    backend: str = field(default="auto", compare=False)
     device: str | None = field(default=None, compare=False)
 
     def key(self) -> str:
@@ -393,7 +392,7 @@ def build_bump_dataset(config: BumpDatasetConfig, *, cache: bool = True, progres
     # expression densities: ghost cells hold the (background) density, not 0
     if config.opacity not in ("m1", "rho_T"):
         raise ValueError(f"opacity must be 'm1' or 'rho_T', got {config.opacity!r}.")
-    sig_fn = m1_opacity if config.opacity == "m1" else (lambda r, T: r * T)
+    sig_fn = m1_opacity if config.opacity == "m1" else PowerOpacity()  # T (10 rho)^3 or rho T
     cfg = P1Config.faithful(sigma_a=sig_fn, sigma_c=sig_fn, ghost_rho="copy")
     S = step_count(config.size, cfg)
     t_idx = time_indices(S, S if config.n_time is None else config.n_time)

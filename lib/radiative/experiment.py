@@ -557,10 +557,15 @@ def speed_sentence(record: Mapping[str, Any]) -> str:
     if record.get("batch", 1) > 1:
         ours += f" (amortised over a batch of {record['batch']}"
         ours += f"; {record['ours_seconds_unbatched']:.3f} s alone)" if "ours_seconds_unbatched" in record else ")"
-    return (f"Measured side by side with the original program on {record['machine']} ({record['date']}; "
+    text = (f"Measured side by side with the original program on {record['machine']} ({record['date']}; "
             f"{', '.join(how)}; {clock}), one N = {record['grid']} simulation took "
             f"{record['reference_seconds']:.1f} s in the original program and {ours}: a ratio of "
             f"{record['ratio']:.0f}.")
+    if "ratio_parallel" in record:
+        text += (f" Batched on {record['parallel_threads']} threads, ours took {record['ours_wall_seconds_parallel']:.3f} s "
+                 f"of wall time per simulation (the original program forces one thread): a throughput ratio of "
+                 f"{record['ratio_parallel']:.0f}.")
+    return text
 
 
 def compare_sentence(ours: float, lo: float, hi: float | None = None, *, what: str = "the authors'",

@@ -29,8 +29,13 @@ Two modes are provided through :class:`P1Config`:
     ``D = kappa c / sigma``), zero-gradient ghost density, a fixed point iterated to convergence of both
     unknowns, and signals recorded *after* each step.
 
-Backends: ``simulate(..., backend="numpy")`` (default, fastest on a CPU) or ``backend="torch"`` with a
-``device`` (float64 on CUDA for large batches); both run the same vectorised code and agree to round-off.
+Backends: ``simulate(..., backend="numba")`` runs a fused, compiled kernel (:mod:`lib.radiative.p1_kernel`:
+the whole time loop of each simulation in one function, step 1 cell by cell, the batch spread over threads),
+the fastest on a CPU; it needs :class:`PowerOpacity` opacities. ``backend="numpy"`` and ``backend="torch"``
+(with a ``device``; float64 on CUDA for large batches) run the same vectorised code and accept any
+opacity callable. ``backend="auto"`` (default) takes Numba when it can and NumPy otherwise (the reason is
+recorded in ``P1Result.backend_reason``). All backends agree to round-off
+(``benchmarks/radiative_solver.py`` measures them).
 
 Array convention: fields are ``(B, M, N)`` with row ``j`` = y index (**y increases with the row**,
 row 0 = bottom, i.e. ``numpy.flipud`` of an image) and column ``i`` = x index. Edges are ordered
@@ -53,8 +58,11 @@ __all__ = [
     "Neumann",
     "Dirichlet",
     "Ponctuel",
+    "PowerOpacity",
     "P1Config",
     "P1Result",
+    "BACKENDS",
+    "numba_unsupported_reason",
     "source_boundaries",
     "step_count",
     "simulate",
@@ -72,9 +80,58 @@ SigmaFn = Callable[[np.ndarray, np.ndarray], np.ndarray | float]
 EdgeValue = Union[float, Callable[[float, np.ndarray], np.ndarray | float]]
 
 
-def _rho_times_T(rho: np.ndarray, T: np.ndarray) -> np.ndarray:
-    """Default opacity ``sigma = rho * T`` (1/cm)."""
-    return rho * T
+# ------------------------------------------------------------------------------------- opacities
+@dataclass(frozen=True)
+class PowerOpacity:
+    """Opacity law ``sigma = coef * (scale rho)^p * T^q`` (1/cm), a callable ``f(rho, T)``.
+
+    The default ``PowerOpacity()`` is the programs' ``sigma = rho T``; ``PowerOpacity(scale=10, p=3)`` is
+    the M1 internship's ``T (10 rho)^3``; ``PowerOpacity(coef=s, p=0, q=0)`` a constant. Powers are
+    evaluated by repeated products, identically by every backend, so the Numba backend (which runs these
+    laws inside its compiled kernel) agrees with the NumPy one to the last bit of the opacity.
+
+    Parameters
+    ----------
+    coef : float
+        Prefactor (1/cm in the programs' units).
+    scale : float
+        Density scale inside the power.
+    p, q : int
+        Non-negative integer powers of the scaled density and of the temperature.
+    """
+
+    coef: float = 1.0
+    scale: float = 1.0
+    p: int = 1
+    q: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("coef", "scale"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise ValueError(f"PowerOpacity.{name} must be a finite number >= 0, got {v!r}.")
+        for name in ("p", "q"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v <= 16:
+                raise ValueError(f"PowerOpacity.{name} must be an integer in [0, 16], got {v!r}.")
+
+    def __call__(self, rho, T):
+        """``coef * (T^q * (scale rho)^p)``; arrays (NumPy or torch) or floats in, same type out."""
+        r = rho if self.scale == 1.0 else self.scale * rho
+        rp = None
+        for _ in range(self.p):
+            rp = r if rp is None else rp * r
+        tq = None
+        for _ in range(self.q):
+            tq = T if tq is None else tq * T
+        if rp is None and tq is None:
+            return float(self.coef)
+        prod = rp if tq is None else (tq if rp is None else tq * rp)
+        return prod if self.coef == 1.0 else self.coef * prod
+
+    def as_array(self) -> np.ndarray:
+        """``(coef, scale, p, q)`` as float64, the form the Numba kernel takes."""
+        return np.array([self.coef, self.scale, self.p, self.q], dtype=np.float64)
 
 
 # --------------------------------------------------------------------------------------------- BCs
@@ -168,7 +225,8 @@ class P1Config:
     precision : float
         Absolute tolerance of the step-1 fixed point.
     sigma_a, sigma_c : callable
-        Opacities ``f(rho, T)`` (1/cm), vectorised over arrays.
+        Opacities ``f(rho, T)`` (1/cm), vectorised over arrays; default :class:`PowerOpacity` ``rho T``.
+        Only :class:`PowerOpacity` laws run in the Numba backend (other callables run with NumPy).
     heat_capacity : {"aCv", "Cv"}
         ``"aCv"`` is the coded material equation ``rho a C_v dT/dt = ...``; ``"Cv"`` the written one.
     damping : {"sum4", "per_direction"}
@@ -193,8 +251,8 @@ class P1Config:
     cfl: float = 0.5
     t_f: float = 0.01
     precision: float = 1e-6
-    sigma_a: SigmaFn = _rho_times_T
-    sigma_c: SigmaFn = _rho_times_T
+    sigma_a: SigmaFn = PowerOpacity()
+    sigma_c: SigmaFn = PowerOpacity()
     heat_capacity: Literal["aCv", "Cv"] = "aCv"
     damping: Literal["sum4", "per_direction"] = "sum4"
     eddington: float = 1.0
@@ -287,6 +345,10 @@ class P1Result:
     dt : float
         Time step (sh).
     config : P1Config
+    backend : str
+        Backend that ran (``"numba"``, ``"numpy"`` or ``"torch"``; ``"auto"`` resolved).
+    backend_reason : str
+        Why ``backend="auto"`` did not pick Numba (empty when it did, or when the backend was explicit).
     """
 
     edge_signals: dict[str, np.ndarray]
@@ -296,6 +358,8 @@ class P1Result:
     frame_steps: np.ndarray
     dt: float
     config: P1Config
+    backend: str = "numpy"
+    backend_reason: str = ""
 
     @property
     def signals(self) -> np.ndarray:
@@ -396,16 +460,51 @@ class _TorchOps:
         return out.expand(rho.shape)
 
 
+BACKENDS: tuple[str, ...] = ("auto", "numba", "numpy", "torch")
+"""Values of ``simulate(..., backend=...)``; ``"auto"`` = Numba when :func:`numba_unsupported_reason` is None,
+else NumPy."""
+
+
+def numba_unsupported_reason(config: P1Config) -> str | None:
+    """Why ``config`` cannot run in the Numba backend, or None if it can.
+
+    The fused kernel evaluates opacities itself, so ``sigma_a`` and ``sigma_c`` must be
+    :class:`PowerOpacity` laws; any other Python callable needs the NumPy (or torch) backend.
+    """
+    bad = [name for name in ("sigma_a", "sigma_c") if not isinstance(getattr(config, name), PowerOpacity)]
+    if bad:
+        kinds = ", ".join(f"{n}={type(getattr(config, n)).__name__}" for n in bad)
+        return (f"the Numba kernel evaluates only PowerOpacity laws, got {kinds}; write the opacity as "
+                "PowerOpacity(coef, scale, p, q) or use backend='numpy'")
+    try:
+        import numba  # noqa: F401
+    except ImportError as err:  # pragma: no cover - numba is a dependency
+        return f"numba is not importable ({err}); install it (requirements/lock.txt) or use backend='numpy'"
+    return None
+
+
+def _resolve_backend(backend: str, device, cfg: P1Config) -> tuple[str, str]:
+    """``(backend that runs, reason auto did not pick numba)``; clear errors for bad combinations."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
+    if backend != "torch" and device not in (None, "auto", "cpu"):
+        raise ValueError(f"the {backend} backend runs on the CPU only; got device={device!r} (use backend='torch').")
+    if backend in ("numpy", "torch"):
+        return backend, ""
+    reason = numba_unsupported_reason(cfg)
+    if reason is None:
+        return "numba", ""
+    if backend == "numba":
+        raise TypeError(f"backend='numba' cannot run this configuration: {reason} (or backend='auto', which falls back).")
+    return "numpy", reason
+
+
 def _make_ops(backend: str, device) -> _NumpyOps | _TorchOps:
     if backend == "numpy":
-        if device not in (None, "auto", "cpu"):
-            raise ValueError(f"the numpy backend runs on the CPU only; got device={device!r} (use backend='torch').")
         return _NumpyOps()
-    if backend == "torch":
-        from lib.core.repro import resolve_device
+    from lib.core.repro import resolve_device
 
-        return _TorchOps(resolve_device("auto" if device is None else device))
-    raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}.")
+    return _TorchOps(resolve_device("auto" if device is None else device))
 
 
 def _step1(E, T, rho, cfg: P1Config, dt: float, xp) -> tuple:
@@ -582,7 +681,7 @@ def simulate(
     x_max: float = 1.0,
     signal_dtype: np.dtype | type = np.float64,
     progress: bool = False,
-    backend: Literal["numpy", "torch"] = "numpy",
+    backend: Literal["auto", "numba", "numpy", "torch"] = "auto",
     device: str | None = None,
 ) -> P1Result:
     """Run the P1 + matter solver on a batch of densities.
@@ -611,10 +710,14 @@ def simulate(
     signal_dtype : dtype
         Storage dtype of the signals (computation is float64).
     progress : bool
-        Show a tqdm bar over time steps.
-    backend : {"numpy", "torch"}
-        Array library; ``"torch"`` runs in float64 on ``device`` (``"auto"`` = CUDA if present). With the
-        torch backend, user callables (opacities, Dirichlet values) receive tensors.
+        Show a tqdm bar over time steps (NumPy/torch backends; the Numba kernel runs all steps in one call).
+    backend : {"auto", "numba", "numpy", "torch"}
+        ``"numba"``: the fused, compiled kernel (:mod:`lib.radiative.p1_kernel`), fastest on a CPU, the
+        batch spread over ``numba.set_num_threads`` threads; its opacities must be :class:`PowerOpacity`
+        laws (a ``TypeError`` names the fix otherwise). ``"numpy"``/``"torch"``: the vectorised code;
+        ``"torch"`` runs in float64 on ``device`` (``"auto"`` = CUDA if present) and user callables
+        (opacities, Dirichlet values) receive tensors. ``"auto"`` (default): Numba when the configuration
+        allows it, else NumPy, with the reason in ``P1Result.backend_reason``. All agree to round-off.
     device : str, optional
         Torch device for the torch backend.
 
@@ -652,8 +755,15 @@ def simulate(
         raise ValueError(f"n_steps must be >= 1, got {S}.")
     xs = _edge_coords(N, dx, 0.0)
     ys = _edge_coords(M, dy, 0.0)
+    for edge, bc in bcs.items():
+        if not isinstance(bc, (Neumann, Dirichlet, Ponctuel)):
+            raise TypeError(f"Boundary for edge {edge!r} must be Neumann, Dirichlet or Ponctuel, got {type(bc).__name__}.")
+    frame_steps = _frame_steps(frames, S)
+    ran, reason = _resolve_backend(backend, device, cfg)
+    if ran == "numba":
+        return _simulate_numba(rho, bcs, cfg, S, dt, dx, dy, xs, ys, E0, T0, F0, frame_steps, signal_dtype)
 
-    xp = _make_ops(backend, device)
+    xp = _make_ops(ran, device)
     shape = (B, M, N)
     T_int = _as_batch(T0, shape, "T0")
     E_int = _as_batch(cfg.a * T_int**4 if E0 is None else E0, shape, "E0")
@@ -674,16 +784,6 @@ def simulate(
         for e, bc in bcs.items() if isinstance(bc, Ponctuel)
     }
 
-    if frames is None:
-        frame_steps = np.zeros(0, dtype=int)
-    elif isinstance(frames, str):
-        if frames != "all":
-            raise ValueError(f"frames must be an iterable of step indices, 'all' or None, got {frames!r}.")
-        frame_steps = np.arange(S)
-    else:
-        frame_steps = np.unique(np.asarray(list(frames), dtype=int))
-        if frame_steps.size and (frame_steps.min() < 0 or frame_steps.max() >= S):
-            raise ValueError(f"frame steps must lie in [0, {S - 1}], got {frame_steps.tolist()}.")
     frame_pos = {int(s): i for i, s in enumerate(frame_steps)}
     frame_arr = xp.empty((B, len(frame_steps), 4, M, N), signal_dtype) if len(frame_steps) else None
 
@@ -721,7 +821,98 @@ def simulate(
     final = {k: np.array(xp.numpy(f[inner])) for k, f in (("E", E), ("Fx", Fx), ("Fy", Fy), ("T", T))}
     sig = {e: xp.numpy(v) for e, v in sig.items()}
     frame_arr = None if frame_arr is None else xp.numpy(frame_arr)
-    return P1Result(sig, times, final, frame_arr, frame_steps, dt, cfg)
+    return P1Result(sig, times, final, frame_arr, frame_steps, dt, cfg, backend=ran, backend_reason=reason)
+
+
+def _frame_steps(frames, S: int) -> np.ndarray:
+    if frames is None:
+        return np.zeros(0, dtype=int)
+    if isinstance(frames, str):
+        if frames != "all":
+            raise ValueError(f"frames must be an iterable of step indices, 'all' or None, got {frames!r}.")
+        return np.arange(S)
+    frame_steps = np.unique(np.asarray(list(frames), dtype=int))
+    if frame_steps.size and (frame_steps.min() < 0 or frame_steps.max() >= S):
+        raise ValueError(f"frame steps must lie in [0, {S - 1}], got {frame_steps.tolist()}.")
+    return frame_steps
+
+
+def _step_times(S: int, dt: float) -> np.ndarray:
+    """Start time of each step, accumulated ``t += dt`` as in the original program (length S + 1)."""
+    out = np.empty(S + 1)
+    t = 0.0
+    for n in range(S + 1):
+        out[n] = t
+        t += dt
+    return out
+
+
+def _simulate_numba(rho, bcs, cfg: P1Config, S: int, dt: float, dx: float, dy: float, xs, ys, E0, T0, F0,
+                    frame_steps: np.ndarray, signal_dtype) -> P1Result:
+    """The ``backend="numba"`` path of :func:`simulate`: boundary data per step here, the time loop in the kernel."""
+    from lib.radiative import p1_kernel
+
+    B, M, N = rho.shape
+    shape = (B, M, N)
+    T_int = _as_batch(T0, shape, "T0")
+    E = _pad_edge(_as_batch(cfg.a * T_int**4 if E0 is None else E0, shape, "E0"))
+    T = _pad_edge(T_int)
+    Fx = _pad_edge(_as_batch(F0[0], shape, "F0[0]"))
+    Fy = _pad_edge(_as_batch(F0[1], shape, "F0[1]"))
+    if cfg.ghost_rho == "zero":
+        rho_full = np.pad(rho, ((0, 0), (1, 1), (1, 1)), mode="constant", constant_values=0.0)
+    else:
+        rho_full = _pad_edge(rho)
+    t_start = _step_times(S, dt)
+    L = max(M, N)
+    coords = {"up": xs, "down": xs, "left": ys, "right": ys}
+    bc_kind = np.zeros(4, dtype=np.int64)
+    src = np.zeros((S, 4))
+    prof = np.zeros((4, L))
+    dvals = np.zeros((S, 4, 4, L))
+    for e, edge in enumerate(EDGES):
+        bc = bcs[edge]
+        n_e = len(coords[edge])
+        if isinstance(bc, Ponctuel):
+            bc_kind[e] = p1_kernel.BC_PONCTUEL
+            prof[e, :n_e] = (bc.start <= coords[edge]) & (coords[edge] <= bc.end)
+            src[:, e] = [bc.amplitude * math.sin(2 * bc.frequency * math.pi * t) for t in t_start[:S]]
+            dvals[:, e, 1:, :n_e] = np.array([bc.Fx, bc.Fy, bc.T], dtype=np.float64)[:, None]
+        elif isinstance(bc, Dirichlet):
+            bc_kind[e] = p1_kernel.BC_DIRICHLET
+            for k, v in enumerate((bc.E, bc.Fx, bc.Fy, bc.T)):
+                if callable(v):
+                    for n in range(S):
+                        dvals[n, e, k, :n_e] = np.broadcast_to(np.asarray(v(t_start[n], coords[edge]), dtype=np.float64),
+                                                               (n_e,))
+                else:
+                    dvals[:, e, k, :n_e] = float(v)
+    dtype = np.dtype(signal_dtype)
+    kdtype = dtype if dtype in (np.dtype(np.float32), np.dtype(np.float64)) else np.dtype(np.float64)
+    sig_ud = np.empty((B, 2, 3, S, N), kdtype)
+    sig_lr = np.empty((B, 2, 3, S, M), kdtype)
+    frame_pos = np.full(S, -1, dtype=np.int64)
+    frame_pos[frame_steps] = np.arange(len(frame_steps))
+    frames_arr = np.empty((B, len(frame_steps), 4, M, N), kdtype)
+    cv = cfg.C_v if cfg.heat_capacity == "aCv" else cfg.C_v / cfg.a
+    status = p1_kernel.run_batch(
+        E, Fx, Fy, T, np.ascontiguousarray(rho), rho_full, sigma_a=cfg.sigma_a.as_array(), sigma_c=cfg.sigma_c.as_array(),
+        a=cfg.a, c=cfg.c, cv=cv, precision=cfg.precision, max_iter=cfg.max_iter,
+        faithful_stop=cfg.fixed_point == "previous", dt=dt, dx=dx, dy=dy, eddington=cfg.eddington,
+        sum4=cfg.damping == "sum4", before=cfg.record == "before", bc_kind=bc_kind, src=src, prof=prof,
+        dvals=dvals, sig_ud=sig_ud, sig_lr=sig_lr, frame_pos=frame_pos, frames=frames_arr)
+    if status.any():
+        raise RuntimeError(
+            f"Step-1 fixed point did not converge in {cfg.max_iter} iterations (step {int(status.max()) - 1}); "
+            "lower dt (cfl) or check sigma_a."
+        )
+    sig = {"up": sig_ud[:, 0], "down": sig_ud[:, 1], "left": sig_lr[:, 0], "right": sig_lr[:, 1]}
+    sig = {k: v.astype(dtype, copy=False) if v.dtype != dtype else np.ascontiguousarray(v) for k, v in sig.items()}
+    times = t_start[:S] if cfg.record == "before" else t_start[1 : S + 1]
+    inner = (slice(None), slice(1, -1), slice(1, -1))
+    final = {k: f[inner].copy() for k, f in (("E", E), ("Fx", Fx), ("Fy", Fy), ("T", T))}
+    frame_arr = frames_arr.astype(dtype, copy=False) if len(frame_steps) else None
+    return P1Result(sig, times.copy(), final, frame_arr, frame_steps, dt, cfg, backend="numba")
 
 
 def rotate_density(rho: np.ndarray, k: int = 1) -> np.ndarray:

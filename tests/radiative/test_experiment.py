@@ -162,6 +162,9 @@ def test_speed_sentence_names_place_clock_and_batch():
                  "(amortised over a batch of 64; 0.199 s alone): a ratio of 149.")
     s2 = ex.speed_sentence({**rec, "threads": 2, "backend": "numba", "batch": 1, "clock": "wall"})
     assert "2 thread(s), our numba backend; wall time" in s2 and "amortised" not in s2
+    s3 = ex.speed_sentence({**rec, "parallel_threads": 2, "ours_wall_seconds_parallel": 0.0351, "ratio_parallel": 813.3})
+    assert s3.endswith("Batched on 2 threads, ours took 0.035 s of wall time per simulation (the original program "
+                       "forces one thread): a throughput ratio of 813.")
 
 
 # ----------------------------------------------------------------------------- training loop on a learnable toy problem

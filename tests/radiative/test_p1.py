@@ -43,12 +43,17 @@ def _reference_density(n: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ agreement with the original program
-def test_faithful_matches_case16_every_step():
+SOLVERS = ["numpy", "numba"]  # the vectorised code and the fused kernel (the default "auto" picks numba)
+
+
+@pytest.mark.parametrize("backend", SOLVERS)
+def test_faithful_matches_case16_every_step(backend):
     root = _rt_root()
     rho = np.flipud(np.load(root / "case16" / "rho_input.npy"))
     np.testing.assert_array_equal(rho, _reference_density(16))
     frames = np.load(root / "case16" / "frames_left.npy")  # (96, 5, 16, 16), 6 significant digits
-    res = simulate(rho, "left", mode="faithful", frames="all")
+    res = simulate(rho, "left", mode="faithful", frames="all", backend=backend)
+    assert res.backend == backend
     ours = res.frames[0]
     assert ours.shape[0] == frames.shape[0] == 96
     for ch in range(4):  # E, Fx, Fy, T
@@ -59,14 +64,15 @@ def test_faithful_matches_case16_every_step():
         np.testing.assert_allclose(res.final[name][0], final[ch], rtol=1e-5, atol=1e-5 * np.abs(final[ch]).max())
 
 
+@pytest.mark.parametrize("backend", SOLVERS)
 @pytest.mark.parametrize("case,n_steps", [("case16", 96), ("case32", 192)])
-def test_faithful_signals_match_reference_all_source_edges(case, n_steps):
+def test_faithful_signals_match_reference_all_source_edges(case, n_steps, backend):
     root = _rt_root()
     rho = np.flipud(np.load(root / case / "rho_input.npy"))
     ref = np.load(root / case / "signals.npy")  # (src, measured, ch, step, pos), float32
     assert ref.shape[3] == n_steps == step_count(rho.shape[0])
     for s, edge in enumerate(EDGES):
-        sig = simulate(rho, edge, mode="faithful").signals[0]
+        sig = simulate(rho, edge, mode="faithful", backend=backend).signals[0]
         assert sig.shape == ref[s].shape
         rel = np.abs(sig - ref[s]).max() / np.abs(ref[s]).max()
         assert rel <= 1e-5, (case, edge, rel)
@@ -233,18 +239,20 @@ def test_bad_inputs_raise_clear_errors():
     assert dataclasses.replace(P1Config.faithful(), cfl=0.25).cfl == 0.25
 
 
-def test_torch_backend_matches_reference_and_numpy():
-    pytest.importorskip("torch")
+@pytest.mark.parametrize("other", ["torch", "numba"])
+def test_torch_backend_matches_reference_and_numpy(other):
+    if other == "torch":
+        pytest.importorskip("torch")
     root = _rt_root()
     rho = np.flipud(np.load(root / "case16" / "rho_input.npy"))
     ref = np.load(root / "case16" / "signals.npy")
-    sig = simulate(rho, "left", backend="torch", device="cpu").signals[0]
+    sig = simulate(rho, "left", backend=other, device="cpu").signals[0]
     np.testing.assert_allclose(sig, ref[2], rtol=1e-5, atol=1e-6)
     cfg = P1Config.physical(eddington=1 / 3)
     rng = np.random.default_rng(4)
     rho_b = rng.uniform(1, 10, (2, 8, 8))
-    a = simulate(rho_b, "up", config=cfg, n_steps=20, frames=[3])
-    b = simulate(rho_b, "up", config=cfg, n_steps=20, frames=[3], backend="torch")
+    a = simulate(rho_b, "up", config=cfg, n_steps=20, frames=[3], backend="numpy")
+    b = simulate(rho_b, "up", config=cfg, n_steps=20, frames=[3], backend=other)
     np.testing.assert_allclose(b.signals, a.signals, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(b.frames, a.frames, rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="backend"):
