@@ -44,6 +44,8 @@ __all__ = [
     "add_relative_noise",
     "batch_r2",
     "MapScores",
+    "LR_SCHEDULES",
+    "lr_factor",
     "fit_map_model",
     "predict_maps",
     "evaluate_maps",
@@ -296,9 +298,63 @@ def batch_r2(out: torch.Tensor, target: torch.Tensor) -> float:
     return metrics.r2_score(target.detach().cpu().numpy(), out.detach().cpu().numpy())
 
 
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine", "onecycle")
+"""Learning-rate schedules of :func:`fit_map_model`, applied per optimiser step (see :func:`lr_factor`)."""
+
+
+def lr_factor(schedule: str, step: int, total: int, *, warmup: float = 0.25) -> float:
+    """Multiplier of the peak learning rate at optimiser step ``step`` of ``total`` (0-based).
+
+    Parameters
+    ----------
+    schedule : {"constant", "cosine", "onecycle"}
+        ``constant``: 1. ``cosine``: ``(1 + cos(pi s / total)) / 2``, from 1 towards 0.
+        ``onecycle``: cosine warm-up from 1/25 to 1 over the first ``warmup`` fraction of the steps, then
+        cosine decay to 1/250 000 of the peak (PyTorch's ``OneCycleLR`` with its default factors).
+    step, total : int
+        Current step and number of steps (``total >= 1``).
+    warmup : float
+        Warm-up fraction of ``onecycle`` (in (0, 1)).
+    """
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"schedule must be one of {LR_SCHEDULES}, got {schedule!r}.")
+    if total < 1 or not 0 <= step:
+        raise ValueError(f"need total >= 1 and step >= 0, got step={step}, total={total}.")
+    t = min(step, total) / total
+    if schedule == "constant":
+        return 1.0
+    if schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * t))
+    if not 0 < warmup < 1:
+        raise ValueError(f"warmup must lie in (0, 1), got {warmup}.")
+    lo, end = 1 / 25, 1 / 25 / 1e4
+
+    def cos_ramp(a: float, b: float, u: float) -> float:
+        return b + (a - b) * 0.5 * (1 + math.cos(math.pi * u))
+
+    if t < warmup:
+        return cos_ramp(lo, 1.0, t / warmup)
+    return cos_ramp(1.0, end, (t - warmup) / (1 - warmup))
+
+
+class _ScheduledAdam(torch.optim.Adam):
+    """Adam whose learning rate follows :func:`lr_factor` per step (``lib.core.train.fit`` steps schedulers per epoch)."""
+
+    def __init__(self, params, *, lr: float, schedule: str, total_steps: int) -> None:
+        super().__init__(params, lr=lr * lr_factor(schedule, 0, total_steps))
+        self._peak, self._schedule, self._total, self._step_no = lr, schedule, total_steps, 0
+
+    def step(self, closure=None):  # type: ignore[override]
+        out = super().step(closure)
+        self._step_no += 1
+        for g in self.param_groups:
+            g["lr"] = self._peak * lr_factor(self._schedule, self._step_no, self._total)
+        return out
+
+
 def fit_map_model(model: nn.Module, train_xy: tuple[np.ndarray, np.ndarray], val_xy: tuple[np.ndarray, np.ndarray],
                   *, epochs: int, batch_size: int, lr: float, seed: int, device: Any = "auto",
-                  batch_transform: Callable | None = None) -> tuple[train.FitResult, float]:
+                  batch_transform: Callable | None = None, schedule: str = "constant") -> tuple[train.FitResult, float]:
     """Train a density-map network with MSE and Adam, keeping the best-validation-loss weights.
 
     Parameters
@@ -312,6 +368,8 @@ def fit_map_model(model: nn.Module, train_xy: tuple[np.ndarray, np.ndarray], val
         Loop settings; ``seed`` fixes the initial weights and the shuffling order.
     batch_transform : callable, optional
         Applied to every training and validation batch (e.g. :class:`NoiseAugment`).
+    schedule : {"constant", "cosine", "onecycle"}
+        Learning-rate schedule over all optimiser steps, ``lr`` being the peak (:func:`lr_factor`).
 
     Returns
     -------
@@ -324,9 +382,12 @@ def fit_map_model(model: nn.Module, train_xy: tuple[np.ndarray, np.ndarray], val
     init_output_mean(model, float(np.mean(yt)))
     tr = train.array_loader(xt, yt, batch_size=batch_size, shuffle=True, seed=seed)
     va = train.array_loader(xv, yv, batch_size=batch_size)
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"schedule must be one of {LR_SCHEDULES}, got {schedule!r}.")
+    opt = _ScheduledAdam(model.parameters(), lr=lr, schedule=schedule, total_steps=max(1, epochs * len(tr)))
     t0 = time.perf_counter()
     res = train.fit(model, tr, loss_fn=nn.functional.mse_loss, epochs=epochs,
-                    optimizer=torch.optim.Adam(model.parameters(), lr=lr), val_loader=va,
+                    optimizer=opt, val_loader=va,
                     metrics={"r2": batch_r2}, batch_transform=batch_transform, device=device, progress=False)
     return res, time.perf_counter() - t0
 

@@ -185,3 +185,44 @@ def test_fit_map_model_learns_a_smooth_map():
     assert sc.overall["r2"] > 0.5 > mean_r2 + 0.4  # a network that learned nothing scores about 0
     assert sc.pred.shape == (len(sp.test), 16, 16)
     assert set(sc.per_map) >= {"r2", "relative_l2", "ssim", "psnr", "dice_loss"}
+
+
+# ----------------------------------------------------------------------------- learning-rate schedules
+def _torch_lrs(sched_fn, total, lr=1.0):
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=lr)
+    sch = sched_fn(opt)
+    out = []
+    for _ in range(total):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sch.step()
+    return np.array(out)
+
+
+def test_lr_factor_matches_torch_schedulers():
+    total = 400
+    ours_cos = np.array([ex.lr_factor("cosine", s, total) for s in range(total)])
+    ref_cos = _torch_lrs(lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=total), total)
+    np.testing.assert_allclose(ours_cos, ref_cos, atol=1e-9)
+    ours_1c = np.array([ex.lr_factor("onecycle", s, total, warmup=0.25) for s in range(total)])
+    ref_1c = _torch_lrs(lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=1.0, total_steps=total, pct_start=0.25), total)
+    np.testing.assert_allclose(ours_1c, ref_1c, atol=0.02)  # torch places the phase ends one step apart
+    assert ours_1c.argmax() == pytest.approx(ref_1c.argmax(), abs=1)
+    assert ex.lr_factor("constant", 7, 10) == 1.0
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        ex.lr_factor("step", 0, 10)
+
+
+def test_fit_map_model_follows_the_schedule():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((24, 2, 8, 8)).astype(np.float32)
+    y = np.full((24, 1, 8, 8), 0.4, np.float32)
+    net = AuthorsVNet(2, 2, levels=2, kernel_size=3, keras_bn=False)
+    res, _ = ex.fit_map_model(net, (x[:16], y[:16]), (x[16:], y[16:]), epochs=4, batch_size=4, lr=1e-2, seed=0,
+                              device="cpu", schedule="cosine")
+    lrs = res.history["lr"].to_numpy()  # recorded after each epoch: 4 steps per epoch, 16 in all
+    np.testing.assert_allclose(lrs, [1e-2 * 0.5 * (1 + math.cos(math.pi * k / 4)) for k in (1, 2, 3, 4)], atol=1e-12)
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        ex.fit_map_model(net, (x[:16], y[:16]), (x[16:], y[16:]), epochs=1, batch_size=4, lr=1e-2, seed=0,
+                         device="cpu", schedule="warm")
