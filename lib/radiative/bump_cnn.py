@@ -7,8 +7,9 @@ linear: 194.8 M parameters. "DRNN 1" adds max-pooling. Trained with Adam 1e-5 an
 
 Scores (reported beside the slides' R² 98.81 % and custom score 93.50 %):
 
-* :func:`keras_r2` -- the notebook's R², computed per sample over the 3 targets (``axis=-1``) and averaged,
-  which the slides call "mal calculé";
+* :func:`keras_r2` -- the notebook's R² metric, transcribed from its Keras code: per sample over the 3
+  targets (``axis=-1``), but with the mean taken over *every* target of the batch (``K.mean(y_true)`` has no
+  axis), then averaged over the samples, which the slides call "mal calculé";
 * :func:`bump_score` -- the custom score: percentage of samples with ``|dx| <= 0.1``, ``|dy| <= 0.1`` and
   ``|dh| <= 1``.
 
@@ -94,20 +95,47 @@ class BumpCNN(nn.Module):
         return self.head(self.features(x))
 
 
-def keras_r2(y_true: np.ndarray, y_pred: np.ndarray, eps: float = 1e-7) -> float:
-    """The M1 notebook's R²: per sample over the targets (Keras ``axis=-1``), then averaged.
+def keras_r2(y_true: np.ndarray, y_pred: np.ndarray, *, batch_size: int | None = 32, eps: float = 1e-7) -> float:
+    """The M1 notebook's R² metric (``Regression.ipynb``, cell "Pour calculer le score r^2").
+
+    Its Keras code is ``SS_res = K.sum(K.square(y_true - y_pred), axis=-1)`` and
+    ``SS_tot = K.sum(K.square(y_true - K.mean(y_true)), axis=-1)``, ``1 - SS_res / (SS_tot + K.epsilon())``:
+    one value per sample, summed over its targets, but ``K.mean(y_true)`` is the mean of *all* the targets
+    of the batch (x, y and heights pooled). Keras averages these per-sample values over every sample it
+    scores, one batch of ``batch_size`` at a time (``model.evaluate``'s default is 32).
+
+    Because the heights (0.1-10) are pooled with the positions (0.2-0.8), ``SS_tot`` is dominated by the
+    distance of each target from a batch mean of about 2: the metric is lenient on positions and is not
+    the per-target R² (:func:`lib.core.metrics.r2_score` of each column).
 
     Parameters
     ----------
     y_true, y_pred : ndarray, shape (n, k)
+        Targets and predictions (x (cm), y (cm), height (g/cm^3) for the bump CNN).
+    batch_size : int or None
+        Samples per batch over which the mean is taken, in order; None: one batch of all ``n``.
+    eps : float
+        ``K.epsilon()``.
+
+    Returns
+    -------
+    float
+        Mean over the ``n`` samples of the per-sample value.
     """
     t = np.asarray(y_true, dtype=np.float64)
     p = np.asarray(y_pred, dtype=np.float64)
     if t.shape != p.shape or t.ndim != 2:
         raise ValueError(f"expected two (n, k) arrays of equal shape, got {t.shape} and {p.shape}.")
-    ss_res = ((t - p) ** 2).sum(-1)
-    ss_tot = ((t - t.mean(-1, keepdims=True)) ** 2).sum(-1)
-    return float(np.mean(1 - ss_res / (ss_tot + eps)))
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}.")
+    step = len(t) if batch_size is None else int(batch_size)
+    values = []
+    for s in range(0, len(t), max(step, 1)):
+        tb, pb = t[s:s + step], p[s:s + step]
+        ss_res = ((tb - pb) ** 2).sum(-1)
+        ss_tot = ((tb - tb.mean()) ** 2).sum(-1)
+        values.append(1 - ss_res / (ss_tot + eps))
+    return float(np.mean(np.concatenate(values)))
 
 
 def bump_score(

@@ -30,12 +30,36 @@ def test_too_small_input():
         BumpCNN(48, 20, 28)
 
 
-def test_keras_r2_is_per_sample():
+def test_keras_r2_uses_the_batch_mean_of_all_targets():
+    # the notebook's Keras metric, written out by hand for one batch of two samples:
+    # K.mean(y_true) = mean of all 6 targets = (0.5 + 0.5 + 8 + 0.3 + 0.7 + 2) / 6 = 2.0
     t = np.array([[0.5, 0.5, 8.0], [0.3, 0.7, 2.0]])
     p = t + np.array([[0.1, -0.1, 0.5], [0.0, 0.1, -0.5]])
-    expected = np.mean([1 - ((t[i] - p[i]) ** 2).sum() / ((t[i] - t[i].mean()) ** 2).sum() for i in range(2)])
-    assert keras_r2(t, p) == pytest.approx(expected, rel=1e-6)
+    ss_tot = [1.5**2 + 1.5**2 + 6.0**2, 1.7**2 + 1.3**2 + 0.0**2]  # 40.5 and 4.58
+    ss_res = [0.01 + 0.01 + 0.25, 0.0 + 0.01 + 0.25]
+    expected = np.mean([1 - r / (s + 1e-7) for r, s in zip(ss_res, ss_tot)])
+    assert keras_r2(t, p) == pytest.approx(expected, rel=1e-9)
     assert keras_r2(t, t) == pytest.approx(1.0)
+    # a per-sample mean instead (the earlier, wrong reading) gives a very different value here
+    per_sample_mean = np.mean([1 - r / ((ti - ti.mean()) ** 2).sum() for r, ti in zip(ss_res, t)])
+    assert abs(keras_r2(t, p) - per_sample_mean) > 0.01
+
+
+def test_keras_r2_batches_like_keras_evaluate():
+    rng = np.random.default_rng(0)
+    t = np.c_[rng.uniform(0.2, 0.8, (70, 2)), rng.uniform(0.1, 10, 70)]
+    p = t + 0.2 * rng.standard_normal(t.shape)
+    per_batch = []
+    for s in range(0, 70, 32):  # batches of 32, 32, 6: the mean is that of each batch
+        tb, pb = t[s:s + 32], p[s:s + 32]
+        per_batch += [1 - ((a - b) ** 2).sum() / (((a - tb.mean()) ** 2).sum() + 1e-7) for a, b in zip(tb, pb)]
+    assert keras_r2(t, p) == pytest.approx(np.mean(per_batch), rel=1e-12)
+    one = np.mean([1 - ((a - b) ** 2).sum() / (((a - t.mean()) ** 2).sum() + 1e-7) for a, b in zip(t, p)])
+    assert keras_r2(t, p, batch_size=None) == pytest.approx(one, rel=1e-12)
+    # predicting the mean label of each target scores far below the seed's 98.81 %
+    assert keras_r2(t, np.broadcast_to(t.mean(0), t.shape)) < 0.8
+    with pytest.raises(ValueError):
+        keras_r2(t, p, batch_size=0)
 
 
 def test_bump_score():
