@@ -39,6 +39,7 @@ __all__ = [
     "rotation_channel_map",
     "rotate_inputs",
     "augment_rotations",
+    "average_rotations",
     "InputPipeline",
     "NoiseAugment",
     "add_relative_noise",
@@ -60,6 +61,9 @@ __all__ = [
     "read_speed_record",
     "compare_sentence",
     "speed_sentence",
+    "GPU_RECORD_KEYS",
+    "read_gpu_record",
+    "gpu_sentence",
 ]
 
 _EDGE_ROT = (2, 3, 1, 0)
@@ -187,9 +191,41 @@ def augment_rotations(x: np.ndarray, rho: np.ndarray, idx: np.ndarray, *, k: Seq
         Index into the original samples (rotated copies stay in the split of their original).
     """
     idx = np.asarray(idx)
-    xs = [rotate_inputs(x[idx], r) for r in k]
+    k = list(k)
+    m = len(idx)
+    x_aug = np.empty((len(k) * m, *np.shape(x)[1:]), dtype=np.asarray(x[:0]).dtype)  # filled in place: no second copy
+    for j, r in enumerate(k):
+        x_aug[j * m:(j + 1) * m] = rotate_inputs(x[idx], r)
     rs = [rotate_density(rho[idx], r) for r in k]
-    return np.concatenate(xs), np.concatenate(rs), np.tile(idx, len(k))
+    return x_aug, np.concatenate(rs), np.tile(idx, len(k))
+
+
+def average_rotations(pred: np.ndarray, n: int, *, k: Sequence[int] = (0, 1, 2, 3)) -> np.ndarray:
+    """Test-time rotation averaging: each density's predictions from its rotated inputs, turned back and averaged.
+
+    Parameters
+    ----------
+    pred : ndarray, shape (len(k) * n, H, W)
+        Predicted maps of rotation-augmented samples in the order of :func:`augment_rotations` (block ``j``
+        holds the ``n`` densities rotated by ``k[j] * 90`` degrees).
+    n : int
+        Number of original densities.
+    k : sequence of int
+        The rotations of the blocks.
+
+    Returns
+    -------
+    ndarray, shape (n, H, W)
+        Mean over the blocks of ``rotate_density(block_j, -k[j])``, in the orientation of the originals.
+    """
+    pred = np.asarray(pred)
+    k = list(k)
+    if pred.ndim != 3 or len(pred) != len(k) * n:
+        raise ValueError(f"expected {len(k)} blocks of {n} maps (H, W), got shape {pred.shape}.")
+    acc = np.zeros((n, *pred.shape[1:]), np.float64)
+    for j, r in enumerate(k):
+        acc += rotate_density(pred[j * n:(j + 1) * n], -r % 4)
+    return (acc / len(k)).astype(pred.dtype)
 
 
 # ----------------------------------------------------------------------------- input preparation and noise
@@ -215,8 +251,9 @@ class InputPipeline:
 
     def _fit(self, n_channels: int) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
         if n_channels not in self._cache:
-            x = rtd.normalise_inputs(self.x_raw[:, rtd.channel_indices(n_channels)])
-            self._cache[n_channels] = rtd.standardise_by_train(x, self.train_idx) if self.standardise else (x, None)
+            raw = self.x_raw if n_channels == 48 else self.x_raw[:, rtd.channel_indices(n_channels)]
+            x = rtd.normalise_inputs(raw)  # one float32 copy, standardised in place below
+            self._cache[n_channels] = (_standardise_in_place(x, self.train_idx) if self.standardise else (x, None))
         return self._cache[n_channels]
 
     def inputs(self, n_channels: int = 48) -> np.ndarray:
@@ -239,6 +276,32 @@ class InputPipeline:
         per = 1.0 / np.tile(sc, n_channels // 3)[None, :, None, None]
         st = self.stats(n_channels)
         return per if st is None else per / st["std"]
+
+
+def _standardise_in_place(x: np.ndarray, train_idx: np.ndarray, *, chunk: int = 256
+                          ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """:func:`lib.radiative.dataset.standardise_by_train` without its full-size temporaries.
+
+    The training mean ``(1, C, H, W)`` and the per-channel spread of the deviations ``(1, C, 1, 1)`` are
+    accumulated in float64 over chunks of ``chunk`` training rows; ``x`` (float32, ``(n, C, H, W)``) is then
+    standardised in place. Same statistics as ``standardise_by_train`` up to float32 rounding.
+    """
+    idx = np.asarray(train_idx)
+    if x.ndim != 4 or len(idx) < 2:
+        raise ValueError(f"need (n, C, H, W) inputs and two training rows, got {x.shape} and {len(idx)} rows.")
+    total = np.zeros((1, *x.shape[1:]), np.float64)
+    for s in range(0, len(idx), chunk):
+        total += x[idx[s:s + chunk]].sum(0, keepdims=True, dtype=np.float64)
+    mean = total / len(idx)
+    sq = np.zeros((1, x.shape[1], 1, 1), np.float64)
+    for s in range(0, len(idx), chunk):
+        sq += ((x[idx[s:s + chunk]] - mean) ** 2).sum(axis=(0, 2, 3), keepdims=True)
+    std = (np.sqrt(sq / (len(idx) * x.shape[2] * x.shape[3])) + 1e-8).astype(np.float32)
+    mean = mean.astype(np.float32)
+    for s in range(0, len(x), chunk):
+        x[s:s + chunk] -= mean
+        x[s:s + chunk] /= std
+    return x, {"mean": mean, "std": std}
 
 
 def add_relative_noise(x_raw: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
@@ -469,7 +532,11 @@ def level_where_below(levels: Sequence[float], values: Sequence[float], threshol
 # ----------------------------------------------------------------------------- bump CNN (regression)
 @dataclass
 class BumpRun:
-    """Outcome of :func:`fit_bump_regression`: test truth/predictions (x, y, height), scores, model."""
+    """Outcome of :func:`fit_bump_regression`: test truth/predictions (x, y, height), scores, model.
+
+    ``keras_r2_mean_predictor`` is the notebook's metric for predicting the mean training label everywhere
+    (what a model that learned nothing scores).
+    """
 
     truth: np.ndarray
     pred: np.ndarray
@@ -481,6 +548,7 @@ class BumpRun:
     n_params: int
     model: nn.Module
     seconds: float
+    keras_r2_mean_predictor: float = float("nan")
 
 
 def _bump_split(n: int, seed: int, n_test: int | None) -> Splits:
@@ -512,7 +580,8 @@ def fit_bump_regression(bds: rtd.BumpDataset, *, filters: Sequence[int], hidden:
     pred = train.predict(res.model, train.array_loader(xb[sp.test], batch_size=batch_size), device=device).numpy() * sd + mu
     truth = yb[sp.test]
     return BumpRun(truth, pred, keras_r2(truth, pred), [metrics.r2_score(truth[:, j], pred[:, j]) for j in range(3)],
-                   bump_score(truth, pred), len(sp.train), len(sp.test), train.count_parameters(cnn), res.model, seconds)
+                   bump_score(truth, pred), len(sp.train), len(sp.test), train.count_parameters(cnn), res.model, seconds,
+                   keras_r2(truth, np.broadcast_to(yb[sp.train].mean(0), truth.shape)))
 
 
 # ----------------------------------------------------------------------------- bump CNN (classification, 90x90)
@@ -627,6 +696,94 @@ def speed_sentence(record: Mapping[str, Any]) -> str:
                  f"of wall time per simulation (the original program forces one thread): a throughput ratio of "
                  f"{record['ratio_parallel']:.0f}.")
     return text
+
+
+GPU_RECORD_KEYS: frozenset[str] = frozenset({
+    "device_name", "grid", "steps", "batch", "seconds_per_simulation", "simulations_per_second",
+    "torch_version", "cuda_version", "date", "machine"})
+"""Keys a GPU throughput record (``benchmarks/radiative_solver.py --gpu-record``) must hold to be quoted."""
+
+
+def _repo_path(path: str | Path) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else Path(__file__).resolve().parents[2] / p
+
+
+def read_gpu_record(path: str | Path) -> dict[str, Any] | None:
+    """The GPU throughput record of the torch backend, or None when there is none.
+
+    Parameters
+    ----------
+    path : str or Path
+        JSON file written by ``benchmarks/radiative_solver.py --backend torch --device cuda --gpu-record``;
+        relative paths are taken from the repository root. An empty string means "no record".
+
+    Returns
+    -------
+    dict or None
+        The record; None when ``path`` is empty or the file does not exist.
+
+    Raises
+    ------
+    ValueError
+        A record that lacks a key of :data:`GPU_RECORD_KEYS`, or whose grid, steps, batch, seconds per
+        simulation or simulations per second are not positive finite numbers, or whose two rates disagree
+        (``simulations_per_second * seconds_per_simulation`` not 1 within 1 %): a malformed record is never quoted.
+    """
+    if not str(path):
+        return None
+    p = _repo_path(path)
+    if not p.is_file():
+        return None
+    rec = json.loads(p.read_text())
+    if not isinstance(rec, dict) or not GPU_RECORD_KEYS <= set(rec):
+        missing = sorted(GPU_RECORD_KEYS - set(rec)) if isinstance(rec, dict) else sorted(GPU_RECORD_KEYS)
+        raise ValueError(f"GPU record {p} lacks {missing}; re-run benchmarks/radiative_solver.py --backend torch "
+                         "--device cuda --gpu-record to rewrite it.")
+    for k in ("grid", "steps", "batch", "seconds_per_simulation", "simulations_per_second"):
+        v = rec[k]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise ValueError(f"GPU record {p} has a bad {k} {v!r} (a positive finite number is needed).")
+    if abs(rec["simulations_per_second"] * rec["seconds_per_simulation"] - 1) > 0.01:
+        raise ValueError(f"GPU record {p}: simulations_per_second {rec['simulations_per_second']} is not "
+                         f"1 / seconds_per_simulation {rec['seconds_per_simulation']}.")
+    return rec
+
+
+def gpu_sentence(record: Mapping[str, Any] | None) -> str:
+    """The chapter's sentence on the torch backend's GPU throughput, from a record or its absence.
+
+    Parameters
+    ----------
+    record : mapping or None
+        From :func:`read_gpu_record`.
+
+    Returns
+    -------
+    str
+        With a record: the device, the day of the measurement, the simulations per second at the record's
+        grid, steps and batch, the time per simulation (ms), torch/CUDA versions and, when recorded, the ratio
+        to the Numba kernel on the same machine's CPU threads. Without: that no GPU measurement is recorded
+        and how to make one.
+    """
+    if record is None:
+        return ("No GPU measurement has been recorded (`benchmarks/radiative_solver.py --backend torch --device cuda "
+                "--gpu-record` writes one on a machine with CUDA), so no GPU throughput is quoted.")
+    name = str(record["device_name"])
+    gpu = name if "gpu" in name.lower() else f"{name} GPU"
+    day = str(record["date"]).split()[0]
+    text = (f"On one {gpu} (measured {day} on {record['machine']}; torch {record['torch_version']}, CUDA "
+            f"{record['cuda_version']}), the torch backend runs {record['simulations_per_second']:,.0f} N = "
+            f"{record['grid']} simulations ({record['steps']} steps) per second at batch {record['batch']}, "
+            f"{1e3 * record['seconds_per_simulation']:.2f} ms of wall time each")
+    ratio = record.get("gpu_over_cpu")
+    if isinstance(ratio, (int, float)) and not isinstance(ratio, bool) and "cpu_threads" in record:
+        kernel = f"the fused Numba kernel on {record['cpu_threads']} CPU thread(s) of the same machine"
+        if ratio >= 1:
+            text += f": {ratio:.1f} times the throughput of {kernel}"
+        else:
+            text += f", slower than {kernel} ({ratio:.2f} times its throughput): at this grid size the GPU does not pay"
+    return text + "."
 
 
 def compare_sentence(ours: float, lo: float, hi: float | None = None, *, what: str = "the authors'",

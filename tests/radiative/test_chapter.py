@@ -55,7 +55,8 @@ def test_ci_inverse_problem(ci_metrics):
     assert m["rt_val_r2"] > 0.4
     assert {"rt_test_r2_24ch", "rt_test_r2_12ch", "rt_test_r2_on_physical", "rt_test_r2_milletari"} <= set(m)
     # noise: the clean model degrades with noise; the noise-aware model does better at 3 %
-    assert m["rt_test_r2_noise_0permil"] == pytest.approx(m["rt_test_r2"], abs=1e-6)
+    # noise is scored on the unrotated test densities: at level 0 that is the unrotated test R²
+    assert m["rt_test_r2_noise_0permil"] == pytest.approx(m["rt_test_r2_unrotated"], abs=1e-6)
     assert m["rt_test_r2_noise_30permil"] < m["rt_test_r2_noise_0permil"]
     assert m["rt_test_r2_noise_30permil_aware"] > m["rt_test_r2_noise_30permil"]
     assert m["rt_sim_ms_per_run"] > 0
@@ -65,7 +66,9 @@ def test_ci_inverse_problem(ci_metrics):
 def test_ci_bump_cnn(ci_metrics):
     m = ci_metrics
     assert 0 <= m["rt_bump_score"] <= 100 and m["rt_bump_n_test"] >= 2
-    assert m["rt_bump_keras_r2"] > 0.0  # the mean-bump predictor scores about -99 on the per-sample Keras R²
+    # the notebook's Keras R² is lenient (the mean-label predictor scores well above 0 on it): ask for a margin
+    assert m["rt_bump_keras_r2_pct"] > m["rt_bump_keras_r2_mean_predictor_pct"] + 10
+    assert m["rt_bump_r2_mean"] > 0.3  # per-target R², averaged over x, y, height: the mean predictor scores 0
     assert 0 <= m["rt_class_binary_accuracy"] <= 100 and m["rt_class_n_test"] >= 2
 
 
@@ -87,9 +90,9 @@ def test_lab_results(lab_metrics):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="issue 12 goals, lab run of 2026-12-02 (1000 densities: 700 train, "
-                   "200 test densities = 800 maps, 5 one-cycle epochs): V-Net test R2 0.887 (goal 0.92), bump Keras R2 0.589 "
-                   "(0.95), custom score 86.5 % (90 %), noise-aware R2 at 1 % 0.782 (0.8)")
+@pytest.mark.xfail(strict=False, reason="issue 12 goals, lab run of 2026-12-04 (1000 densities: 700 train, "
+                   "200 test densities = 800 maps, 5 one-cycle epochs): V-Net test R2 0.886 (goal 0.92) and bump custom "
+                   "score 87.5 % (90 %) missed; bump Keras R2 0.983 (0.95) and noise-aware R2 at 1 % 0.842 (0.8) met")
 def test_lab_goals(lab_metrics):
     """The issue's goals at the default profile (the chapter states the gaps that remain)."""
     m = lab_metrics

@@ -226,3 +226,77 @@ def test_fit_map_model_follows_the_schedule():
     with pytest.raises(ValueError, match="schedule must be one of"):
         ex.fit_map_model(net, (x[:16], y[:16]), (x[16:], y[16:]), epochs=1, batch_size=4, lr=1e-2, seed=0,
                          device="cpu", schedule="warm")
+
+
+# ----------------------------------------------------------------------------- GPU throughput record
+def _gpu_record(**over):
+    rec = {"device_name": "NVIDIA H200", "grid": 64, "steps": 383, "batch": 256, "seconds_per_simulation": 0.002,
+           "simulations_per_second": 500.0, "torch_version": "2.13.0", "cuda_version": "12.8",
+           "date": "2026-12-04 16:02 UTC", "machine": "box (x86_64)", "notes": "n"}
+    rec.update(over)
+    return rec
+
+
+def test_read_gpu_record(tmp_path):
+    assert ex.read_gpu_record(tmp_path / "absent.json") is None
+    assert ex.read_gpu_record("") is None
+    p = tmp_path / "gpu.json"
+    p.write_text(json.dumps(_gpu_record()))
+    assert ex.read_gpu_record(p)["simulations_per_second"] == 500.0
+    for bad, match in (({"batch": 0}, "bad batch"), ({"seconds_per_simulation": float("nan")}, "bad seconds"),
+                       ({"simulations_per_second": 250.0}, "is not"), ({"grid": True}, "bad grid")):
+        p.write_text(json.dumps(_gpu_record(**bad)))
+        with pytest.raises(ValueError, match=match):
+            ex.read_gpu_record(p)
+    rec = _gpu_record()
+    del rec["cuda_version"]
+    p.write_text(json.dumps(rec))
+    with pytest.raises(ValueError, match="cuda_version"):
+        ex.read_gpu_record(p)
+
+
+def test_gpu_sentence_from_record_and_without(tmp_path):
+    p = tmp_path / "gpu.json"
+    p.write_text(json.dumps(_gpu_record()))
+    s = ex.gpu_sentence(ex.read_gpu_record(p))
+    assert s == ("On one NVIDIA H200 GPU (measured 2026-12-04 on box (x86_64); torch 2.13.0, CUDA 12.8), the torch "
+                 "backend runs 500 N = 64 simulations (383 steps) per second at batch 256, 2.00 ms of wall time each.")
+    s2 = ex.gpu_sentence(_gpu_record(gpu_over_cpu=12.34, cpu_threads=16, simulations_per_second=1234.5,
+                                     seconds_per_simulation=1 / 1234.5))
+    assert "runs 1,234 N = 64" in s2 or "runs 1,235 N = 64" in s2
+    assert s2.endswith(": 12.3 times the throughput of the fused Numba kernel on 16 CPU thread(s) of the same machine.")
+    s3 = ex.gpu_sentence(_gpu_record(gpu_over_cpu=0.86, cpu_threads=16))
+    assert s3.endswith(", slower than the fused Numba kernel on 16 CPU thread(s) of the same machine (0.86 times "
+                       "its throughput): at this grid size the GPU does not pay.")
+    none = ex.gpu_sentence(ex.read_gpu_record(tmp_path / "absent.json"))
+    assert none.startswith("No GPU measurement has been recorded") and "GPU throughput" in none
+
+
+def test_pipeline_standardisation_equals_standardise_by_train():
+    raw = _raw(n=10, size=8, seed=3)
+    pipe = ex.InputPipeline(raw, np.array([0, 2, 3, 5, 7, 9]))
+    ref, st = rtd.standardise_by_train(rtd.normalise_inputs(raw), np.array([0, 2, 3, 5, 7, 9]))
+    np.testing.assert_allclose(pipe.inputs(48), ref, atol=2e-4)
+    np.testing.assert_allclose(pipe.stats(48)["std"], st["std"], rtol=1e-4)
+    np.testing.assert_allclose(pipe.stats(48)["mean"], st["mean"], atol=1e-6)
+
+
+def test_average_rotations_undoes_augment_rotations():
+    rng = np.random.default_rng(5)
+    rho = rng.uniform(1, 10, (3, 6, 6))
+    x = np.zeros((3, 48, 2, 6), np.float32)
+    _, rho_aug, _ = ex.augment_rotations(x, rho, np.arange(3))
+    np.testing.assert_allclose(ex.average_rotations(rho_aug, 3), rho, atol=1e-12)  # exact maps: the average is the map
+    # an orientation-dependent error in one block is divided by 4 in the average, in the originals' frame
+    noisy = rho_aug.copy()
+    noisy[3:6] += 4.0
+    np.testing.assert_allclose(ex.average_rotations(noisy, 3), rho + 1.0, atol=1e-12)
+    with pytest.raises(ValueError, match="blocks"):
+        ex.average_rotations(rho_aug[:5], 3)
+
+
+def test_committed_gpu_record_is_quotable():
+    # the record the chapter quotes (parameters/radiative/*.yaml: gpu_record) must pass the reader's checks
+    rec = ex.read_gpu_record("benchmarks/radiative_solver_gpu_record.json")
+    assert rec is not None and rec["grid"] == 64 and rec["batch"] == 256
+    assert ex.gpu_sentence(rec).startswith("On one NVIDIA H200 GPU (measured 2026-12-04")
