@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ from lib.radiative import dataset as rtd
 from lib.radiative.bump_cnn import BumpCNN, bump_score, keras_r2
 from lib.radiative.p1 import rotate_density
 from lib.radiative.vnet import init_output_mean
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "Splits",
@@ -61,6 +64,8 @@ __all__ = [
     "read_speed_record",
     "compare_sentence",
     "speed_sentence",
+    "bump_seed_table",
+    "bump_spread_text",
     "GPU_RECORD_KEYS",
     "read_gpu_record",
     "gpu_sentence",
@@ -582,6 +587,44 @@ def fit_bump_regression(bds: rtd.BumpDataset, *, filters: Sequence[int], hidden:
     return BumpRun(truth, pred, keras_r2(truth, pred), [metrics.r2_score(truth[:, j], pred[:, j]) for j in range(3)],
                    bump_score(truth, pred), len(sp.train), len(sp.test), train.count_parameters(cnn), res.model, seconds,
                    keras_r2(truth, np.broadcast_to(yb[sp.train].mean(0), truth.shape)))
+
+
+def bump_seed_table(runs: Sequence[BumpRun], seeds: Sequence[int]) -> pd.DataFrame:
+    """One row per training of the bump CNN: Keras R² (%), mean per-target R² and custom score (%).
+
+    Parameters
+    ----------
+    runs : sequence of BumpRun
+        From :func:`fit_bump_regression`, one per seed.
+    seeds : sequence of int
+        The seed of each run (the index of the table).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``"Keras R² (%)"``, ``"mean per-target R²"``, ``"custom score (%)"``, indexed by seed.
+    """
+    import pandas as pd
+
+    if len(runs) != len(seeds) or not runs:
+        raise ValueError(f"need one seed per run and at least one run, got {len(runs)} runs and {len(seeds)} seeds.")
+    return pd.DataFrame({"Keras R² (%)": [100 * r.keras_r2 for r in runs],
+                         "mean per-target R²": [float(np.mean(r.r2_per_target)) for r in runs],
+                         "custom score (%)": [float(r.score["score"]) for r in runs]},
+                        index=pd.Index(list(seeds), name="seed"))
+
+
+def bump_spread_text(table: pd.DataFrame) -> str:
+    """`` (mean ± SD over n trainings: ...)`` for a :func:`bump_seed_table` of two rows or more; ``""`` for one.
+
+    The SD is the sample standard deviation (``ddof=1``); the range of the custom score follows.
+    """
+    if len(table) < 2:
+        return ""
+    m, sd = table.mean(), table.std(ddof=1)
+    k, c = "Keras R² (%)", "custom score (%)"
+    return (f" (mean ± SD over {len(table)} trainings: {m[k]:.2f} ± {sd[k]:.2f} % and {m[c]:.1f} ± {sd[c]:.1f} %, "
+            f"per training {table[c].min():.1f}–{table[c].max():.1f} %)")
 
 
 # ----------------------------------------------------------------------------- bump CNN (classification, 90x90)

@@ -300,3 +300,20 @@ def test_committed_gpu_record_is_quotable():
     rec = ex.read_gpu_record("benchmarks/radiative_solver_gpu_record.json")
     assert rec is not None and rec["grid"] == 64 and rec["batch"] == 256
     assert ex.gpu_sentence(rec).startswith("On one NVIDIA H200 GPU (measured 2026-12-04")
+
+
+def test_bump_seed_table_and_spread_text():
+    def run(k, r2s, score):
+        return ex.BumpRun(np.zeros((2, 3)), np.zeros((2, 3)), k, list(r2s), {"score": score}, 8, 2, 10, None, 0.0)
+
+    runs = [run(0.98, (0.9, 0.95, 1.0), 88.0), run(0.96, (0.8, 0.9, 1.0), 92.0), run(0.97, (0.7, 0.8, 0.9), 90.0)]
+    t = ex.bump_seed_table(runs, [0, 1, 2])
+    assert list(t.index) == [0, 1, 2]
+    np.testing.assert_allclose(t["Keras R² (%)"], [98.0, 96.0, 97.0])
+    np.testing.assert_allclose(t["mean per-target R²"], [0.95, 0.9, 0.8])
+    # mean 90, sample SD 2 (ddof=1) of the scores 88, 92, 90
+    assert ex.bump_spread_text(t) == (" (mean ± SD over 3 trainings: 97.00 ± 1.00 % and 90.0 ± 2.0 %, "
+                                      "per training 88.0–92.0 %)")
+    assert ex.bump_spread_text(t.iloc[:1]) == ""
+    with pytest.raises(ValueError, match="one seed per run"):
+        ex.bump_seed_table(runs, [0, 1])
