@@ -615,16 +615,17 @@ def bump_seed_table(runs: Sequence[BumpRun], seeds: Sequence[int]) -> pd.DataFra
 
 
 def bump_spread_text(table: pd.DataFrame) -> str:
-    """`` (mean ± SD over n trainings: ...)`` for a :func:`bump_seed_table` of two rows or more; ``""`` for one.
+    """`` (means of n trainings, SD ...)`` for a :func:`bump_seed_table` of two rows or more; ``""`` for one.
 
-    The SD is the sample standard deviation (``ddof=1``); the range of the custom score follows.
+    The text follows the two means in the chapter's sentence: it gives the sample standard deviations
+    (``ddof=1``) of the Keras R² and of the custom score, then the range of the custom score.
     """
     if len(table) < 2:
         return ""
-    m, sd = table.mean(), table.std(ddof=1)
+    sd = table.std(ddof=1)
     k, c = "Keras R² (%)", "custom score (%)"
-    return (f" (mean ± SD over {len(table)} trainings: {m[k]:.2f} ± {sd[k]:.2f} % and {m[c]:.1f} ± {sd[c]:.1f} %, "
-            f"per training {table[c].min():.1f}–{table[c].max():.1f} %)")
+    return (f" (means of {len(table)} trainings; SD {sd[k]:.2f} and {sd[c]:.1f} points, custom score per training "
+            f"{table[c].min():.1f}–{table[c].max():.1f} %)")
 
 
 # ----------------------------------------------------------------------------- bump CNN (classification, 90x90)

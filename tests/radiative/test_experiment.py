@@ -312,8 +312,8 @@ def test_bump_seed_table_and_spread_text():
     np.testing.assert_allclose(t["Keras R² (%)"], [98.0, 96.0, 97.0])
     np.testing.assert_allclose(t["mean per-target R²"], [0.95, 0.9, 0.8])
     # mean 90, sample SD 2 (ddof=1) of the scores 88, 92, 90
-    assert ex.bump_spread_text(t) == (" (mean ± SD over 3 trainings: 97.00 ± 1.00 % and 90.0 ± 2.0 %, "
-                                      "per training 88.0–92.0 %)")
+    assert ex.bump_spread_text(t) == (" (means of 3 trainings; SD 1.00 and 2.0 points, custom score per training "
+                                      "88.0–92.0 %)")
     assert ex.bump_spread_text(t.iloc[:1]) == ""
     with pytest.raises(ValueError, match="one seed per run"):
         ex.bump_seed_table(runs, [0, 1])
