@@ -42,7 +42,6 @@ __all__ = [
     "rotation_channel_map",
     "rotate_inputs",
     "augment_rotations",
-    "average_rotations",
     "InputPipeline",
     "NoiseAugment",
     "add_relative_noise",
@@ -203,34 +202,6 @@ def augment_rotations(x: np.ndarray, rho: np.ndarray, idx: np.ndarray, *, k: Seq
         x_aug[j * m:(j + 1) * m] = rotate_inputs(x[idx], r)
     rs = [rotate_density(rho[idx], r) for r in k]
     return x_aug, np.concatenate(rs), np.tile(idx, len(k))
-
-
-def average_rotations(pred: np.ndarray, n: int, *, k: Sequence[int] = (0, 1, 2, 3)) -> np.ndarray:
-    """Test-time rotation averaging: each density's predictions from its rotated inputs, turned back and averaged.
-
-    Parameters
-    ----------
-    pred : ndarray, shape (len(k) * n, H, W)
-        Predicted maps of rotation-augmented samples in the order of :func:`augment_rotations` (block ``j``
-        holds the ``n`` densities rotated by ``k[j] * 90`` degrees).
-    n : int
-        Number of original densities.
-    k : sequence of int
-        The rotations of the blocks.
-
-    Returns
-    -------
-    ndarray, shape (n, H, W)
-        Mean over the blocks of ``rotate_density(block_j, -k[j])``, in the orientation of the originals.
-    """
-    pred = np.asarray(pred)
-    k = list(k)
-    if pred.ndim != 3 or len(pred) != len(k) * n:
-        raise ValueError(f"expected {len(k)} blocks of {n} maps (H, W), got shape {pred.shape}.")
-    acc = np.zeros((n, *pred.shape[1:]), np.float64)
-    for j, r in enumerate(k):
-        acc += rotate_density(pred[j * n:(j + 1) * n], -r % 4)
-    return (acc / len(k)).astype(pred.dtype)
 
 
 # ----------------------------------------------------------------------------- input preparation and noise
@@ -696,15 +667,19 @@ def fit_bump_classification(bds: rtd.BumpDataset, *, filters: Sequence[int], hid
 
 
 # ----------------------------------------------------------------------------- prose helpers
+def _repo_path(path: str | Path) -> Path:
+    """``path``, or the repository root joined with it when it is relative."""
+    p = Path(path)
+    return p if p.is_absolute() else Path(__file__).resolve().parents[2] / p
+
+
 def read_speed_record(path: str | Path) -> dict[str, Any] | None:
     """The side-by-side speed record written by ``benchmarks/radiative_solver.py --reference-binary``, or None.
 
     Relative paths are taken from the repository root. A record must hold ``ratio``, ``machine``, ``date``, ``grid``, ``reference_seconds`` and ``ours_seconds``;
     anything else raises, so that a malformed record is never quoted.
     """
-    p = Path(path)
-    if not p.is_absolute():  # relative paths are relative to the repository root
-        p = Path(__file__).resolve().parents[2] / p
+    p = _repo_path(path)
     if not p.is_file():
         return None
     rec = json.loads(p.read_text())
@@ -746,11 +721,6 @@ GPU_RECORD_KEYS: frozenset[str] = frozenset({
     "device_name", "grid", "steps", "batch", "seconds_per_simulation", "simulations_per_second",
     "torch_version", "cuda_version", "date", "machine"})
 """Keys a GPU throughput record (``benchmarks/radiative_solver.py --gpu-record``) must hold to be quoted."""
-
-
-def _repo_path(path: str | Path) -> Path:
-    p = Path(path)
-    return p if p.is_absolute() else Path(__file__).resolve().parents[2] / p
 
 
 def read_gpu_record(path: str | Path) -> dict[str, Any] | None:

@@ -281,20 +281,6 @@ def test_pipeline_standardisation_equals_standardise_by_train():
     np.testing.assert_allclose(pipe.stats(48)["mean"], st["mean"], atol=1e-6)
 
 
-def test_average_rotations_undoes_augment_rotations():
-    rng = np.random.default_rng(5)
-    rho = rng.uniform(1, 10, (3, 6, 6))
-    x = np.zeros((3, 48, 2, 6), np.float32)
-    _, rho_aug, _ = ex.augment_rotations(x, rho, np.arange(3))
-    np.testing.assert_allclose(ex.average_rotations(rho_aug, 3), rho, atol=1e-12)  # exact maps: the average is the map
-    # an orientation-dependent error in one block is divided by 4 in the average, in the originals' frame
-    noisy = rho_aug.copy()
-    noisy[3:6] += 4.0
-    np.testing.assert_allclose(ex.average_rotations(noisy, 3), rho + 1.0, atol=1e-12)
-    with pytest.raises(ValueError, match="blocks"):
-        ex.average_rotations(rho_aug[:5], 3)
-
-
 def test_committed_gpu_record_is_quotable():
     # the record the chapter quotes (parameters/radiative/*.yaml: gpu_record) must pass the reader's checks
     rec = ex.read_gpu_record("benchmarks/radiative_solver_gpu_record.json")
