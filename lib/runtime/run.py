@@ -77,6 +77,7 @@ __all__ = [
     "default_out_dir",
     "code_cell_lines",
     "tag_source_lines",
+    "thread_environment",
     "SOURCE_LINE_KEY",
     "DATA_SOURCES_KEY",
     "read_metrics",
@@ -427,6 +428,31 @@ def run_key(study: Study, params_path: Path, overrides: Mapping[str, Any] | None
     return h.hexdigest()
 
 
+def thread_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """Variables that give every compute backend of the kernel the thread budget of ``OMP_NUM_THREADS``.
+
+    PyTorch and BLAS follow ``OMP_NUM_THREADS``; Numba does not: its parallel loops start one thread per
+    core whatever ``OMP_NUM_THREADS`` says. Two one-thread runs side by side on two cores (``make book``
+    through the workflow, ``--set-threads run=1``) then run four busy threads, and Numba's waiting workers
+    slowed each run about twelvefold (the radiative chapter at ``ci``: 370 s each instead of 30 s).
+
+    Parameters
+    ----------
+    environ : Mapping[str, str]
+        The runner's environment (usually ``os.environ``).
+
+    Returns
+    -------
+    dict[str, str]
+        ``{"NUMBA_NUM_THREADS": n}`` when ``OMP_NUM_THREADS`` is a positive integer ``n`` and
+        ``NUMBA_NUM_THREADS`` is not set; otherwise empty (an explicit ``NUMBA_NUM_THREADS`` wins).
+    """
+    omp = environ.get("OMP_NUM_THREADS", "").strip()
+    if "NUMBA_NUM_THREADS" in environ or not omp.isdigit() or int(omp) < 1:
+        return {}
+    return {"NUMBA_NUM_THREADS": str(int(omp))}
+
+
 def _provenance_cell(record: Mapping[str, Any]) -> Any:
     import nbformat
 
@@ -710,11 +736,15 @@ def _execute(st: Study, nb: Any, params: dict[str, Any], info: ProfileInfo, para
     record["overrides"] = dict(overrides)
     record["run_key"] = key
     record["synthetic_fallback_allowed"] = fallback
+    record["threads"] = {**{k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+                            if k in os.environ}, **thread_environment(os.environ)}  # what the kernel is given
     tag_source_lines(nb, st.notebook)
     nb.cells.insert(0, _provenance_cell(record))
 
-    env_keys = ("PYTHONPATH", "STUDIES_RUN_DIR", "STUDIES_ROOT", "MPLBACKEND", "STUDIES_SYNTHETIC_FALLBACK")
+    env_keys = ("PYTHONPATH", "STUDIES_RUN_DIR", "STUDIES_ROOT", "MPLBACKEND", "STUDIES_SYNTHETIC_FALLBACK",
+                "NUMBA_NUM_THREADS")
     env_backup = {k: os.environ.get(k) for k in env_keys}
+    os.environ.update(thread_environment(os.environ))  # the kernel's Numba keeps to OMP_NUM_THREADS too
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures as notebook outputs
     lib_parent = str(Path(__file__).resolve().parents[2])  # the kernel imports the same `lib` as this runner
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(filter(None, [str(root), lib_parent,

@@ -1,6 +1,7 @@
 """The runner against the fixture chapter in tests/fixtures/minibook."""
 
 import json
+import os
 
 import nbformat
 import pytest
@@ -8,7 +9,15 @@ import pytest
 from lib.core.repro import sha256_file
 from lib.runtime.cli import main
 from lib.runtime.params import ParameterError
-from lib.runtime.run import StudyError, StudyExecutionError, collect_metrics, get_study, list_studies, run_study
+from lib.runtime.run import (
+    StudyError,
+    StudyExecutionError,
+    collect_metrics,
+    get_study,
+    list_studies,
+    run_study,
+    thread_environment,
+)
 
 
 @pytest.fixture
@@ -131,3 +140,27 @@ def test_collect_metrics_ignores_non_numbers():
     ]
     nb.cells.append(cell)
     assert collect_metrics(nb) == {"a": 0.5}
+
+
+def test_numba_in_the_kernel_keeps_to_omp_num_threads(minibook, monkeypatch):
+    """Two one-thread runs side by side must not each start a Numba thread per core (12x slower on 2 cores)."""
+    pytest.importorskip("numba")
+    chapter = minibook / "book" / "demo" / "demo.md"
+    chapter.write_text(chapter.read_text() + "\n```{code-cell} ipython3\nimport numba\n"
+                       "report.metric('numba_threads', numba.get_num_threads())\n```\n")
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    res = run_study("demo", "ci", out=minibook / "one", root=minibook, progress=False)
+    assert res.metrics["numba_threads"] == 1
+    assert res.provenance["threads"] == {"OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+    assert "NUMBA_NUM_THREADS" not in os.environ  # the runner's own environment is restored
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "2")  # an explicit setting wins
+    res = run_study("demo", "ci", out=minibook / "two", root=minibook, progress=False)
+    assert res.metrics["numba_threads"] == 2
+
+
+def test_thread_environment():
+    assert thread_environment({"OMP_NUM_THREADS": "3"}) == {"NUMBA_NUM_THREADS": "3"}
+    assert thread_environment({"OMP_NUM_THREADS": "3", "NUMBA_NUM_THREADS": "1"}) == {}
+    assert thread_environment({}) == {} and thread_environment({"OMP_NUM_THREADS": "0"}) == {}
+    assert thread_environment({"OMP_NUM_THREADS": "4,2"}) == {}  # a nested OpenMP list: left alone
