@@ -65,6 +65,8 @@ __all__ = [
     "speed_sentence",
     "bump_seed_table",
     "bump_spread_text",
+    "bump_metrics",
+    "bump_verdict",
     "GPU_RECORD_KEYS",
     "read_gpu_record",
     "gpu_sentence",
@@ -229,7 +231,8 @@ class InputPipeline:
         if n_channels not in self._cache:
             raw = self.x_raw if n_channels == 48 else self.x_raw[:, rtd.channel_indices(n_channels)]
             x = rtd.normalise_inputs(raw)  # one float32 copy, standardised in place below
-            self._cache[n_channels] = (_standardise_in_place(x, self.train_idx) if self.standardise else (x, None))
+            self._cache[n_channels] = (rtd.standardise_by_train(x, self.train_idx, in_place=True)
+                                       if self.standardise else (x, None))
         return self._cache[n_channels]
 
     def inputs(self, n_channels: int = 48) -> np.ndarray:
@@ -252,32 +255,6 @@ class InputPipeline:
         per = 1.0 / np.tile(sc, n_channels // 3)[None, :, None, None]
         st = self.stats(n_channels)
         return per if st is None else per / st["std"]
-
-
-def _standardise_in_place(x: np.ndarray, train_idx: np.ndarray, *, chunk: int = 256
-                          ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """:func:`lib.radiative.dataset.standardise_by_train` without its full-size temporaries.
-
-    The training mean ``(1, C, H, W)`` and the per-channel spread of the deviations ``(1, C, 1, 1)`` are
-    accumulated in float64 over chunks of ``chunk`` training rows; ``x`` (float32, ``(n, C, H, W)``) is then
-    standardised in place. Same statistics as ``standardise_by_train`` up to float32 rounding.
-    """
-    idx = np.asarray(train_idx)
-    if x.ndim != 4 or len(idx) < 2:
-        raise ValueError(f"need (n, C, H, W) inputs and two training rows, got {x.shape} and {len(idx)} rows.")
-    total = np.zeros((1, *x.shape[1:]), np.float64)
-    for s in range(0, len(idx), chunk):
-        total += x[idx[s:s + chunk]].sum(0, keepdims=True, dtype=np.float64)
-    mean = total / len(idx)
-    sq = np.zeros((1, x.shape[1], 1, 1), np.float64)
-    for s in range(0, len(idx), chunk):
-        sq += ((x[idx[s:s + chunk]] - mean) ** 2).sum(axis=(0, 2, 3), keepdims=True)
-    std = (np.sqrt(sq / (len(idx) * x.shape[2] * x.shape[3])) + 1e-8).astype(np.float32)
-    mean = mean.astype(np.float32)
-    for s in range(0, len(x), chunk):
-        x[s:s + chunk] -= mean
-        x[s:s + chunk] /= std
-    return x, {"mean": mean, "std": std}
 
 
 def add_relative_noise(x_raw: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
@@ -315,8 +292,8 @@ class NoiseAugment:
         sc = np.array([rtd.NORMALISATION[n][1] for n in ("E", "|F|", "T")], dtype=np.float32)
         self._off = torch.from_numpy(np.tile(off, n_channels // 3)[None, :, None, None])
         self._sc = torch.from_numpy(np.tile(sc, n_channels // 3)[None, :, None, None])
-        self._mean = None if st is None else torch.from_numpy(st["mean"])
-        self._std = None if st is None else torch.from_numpy(st["std"])
+        self._mean = None if st is None else torch.from_numpy(st["mean"].astype(np.float32))
+        self._std = None if st is None else torch.from_numpy(st["std"].astype(np.float32))
         self.sigma_max = float(sigma_max)
         self._gen = torch.Generator().manual_seed(int(seed))
 
@@ -597,6 +574,54 @@ def bump_spread_text(table: pd.DataFrame) -> str:
     k, c = "Keras R² (%)", "custom score (%)"
     return (f" (means of {len(table)} trainings; SD {sd[k]:.2f} and {sd[c]:.1f} points, custom score per training "
             f"{table[c].min():.1f}–{table[c].max():.1f} %)")
+
+
+def bump_metrics(runs: Sequence[BumpRun], table: pd.DataFrame) -> dict[str, float]:
+    """The chapter's ``rt_bump_*`` numbers from the trainings of one bump dataset.
+
+    Parameters
+    ----------
+    runs : sequence of BumpRun
+        The trainings, one per seed (the first gives the sizes).
+    table : DataFrame
+        Their :func:`bump_seed_table`.
+
+    Returns
+    -------
+    dict
+        Means over the trainings of ``keras_r2`` (fraction), ``keras_r2_pct``, ``r2_mean``, ``score`` (%) and
+        ``keras_r2_mean_predictor_pct``; ``score_min``; ``n_seeds``, ``params``, ``n_test``, ``n_train``; and,
+        with two trainings or more, ``score_sd`` (sample SD, points).
+    """
+    mean = table.mean()
+    out = {"keras_r2": mean["Keras R² (%)"] / 100, "keras_r2_pct": mean["Keras R² (%)"],
+           "r2_mean": mean["mean per-target R²"], "score": mean["custom score (%)"],
+           "score_min": table["custom score (%)"].min(), "n_seeds": len(runs), "params": runs[0].n_params,
+           "n_test": runs[0].n_test, "n_train": runs[0].n_train,
+           "keras_r2_mean_predictor_pct": 100 * float(np.mean([r.keras_r2_mean_predictor for r in runs]))}
+    if len(table) > 1:
+        out["score_sd"] = table["custom score (%)"].std(ddof=1)
+    return {k: float(v) for k, v in out.items()}
+
+
+def bump_verdict(table: pd.DataFrame, *, keras_goal: float = 95.0, score_goal: float = 90.0) -> str:
+    """The verdict on the bump CNN's goals, computed from the means of a :func:`bump_seed_table`.
+
+    Each mean is compared with its goal (:func:`compare_sentence`, 0.05-point tolerance). When the custom score
+    falls short by no more than two sample SDs of the trainings, the sentence says so.
+    """
+    mean = table.mean()
+    keras, score = mean["Keras R² (%)"], mean["custom score (%)"]
+    on_keras = compare_sentence(keras, keras_goal, what=f"the goal of {keras_goal:g} %", tol=0.05, fmt=".1f",
+                                unit=" points")
+    on_score = compare_sentence(score, score_goal, what=f"the goal of {score_goal:g} %", tol=0.05, fmt=".1f",
+                                unit=" points")
+    text = f"{on_keras} for the Keras R² and {on_score} for the custom score"
+    if len(table) > 1:
+        sd = table["custom score (%)"].std(ddof=1)
+        if 0 < score_goal - score <= 2 * sd:
+            text += f", a gap within two SDs of the spread between trainings ({sd:.1f} points)"
+    return text
 
 
 # ----------------------------------------------------------------------------- bump CNN (classification, 90x90)

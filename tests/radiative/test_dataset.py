@@ -91,6 +91,26 @@ def test_standardise_by_train():
         R.standardise_by_train(x[:, 0], np.arange(6))
 
 
+def test_standardise_by_train_in_place_in_chunks_against_float64():
+    # a perturbation of 1e-4 on a common response of 5: a float32 running sum would lose it
+    rng = np.random.default_rng(1)
+    x = (5 + 1e-4 * rng.normal(size=(700, 2, 3, 5))).astype(np.float32)
+    train = rng.permutation(700)[:500]
+    x64 = x.astype(np.float64)
+    mean = x64[train].mean(0, keepdims=True)
+    std = np.sqrt(((x64[train] - mean) ** 2).mean(axis=(0, 2, 3), keepdims=True)) + 1e-8  # its guard against 0
+    ref = (x64 - mean) / std
+    copy, stats = R.standardise_by_train(x, train, chunk=64)
+    np.testing.assert_allclose(stats["std"], std, rtol=1e-5)
+    np.testing.assert_allclose(copy, ref, atol=1e-6, rtol=1e-6)  # rounded once, to float32
+    assert copy is not x and x[0, 0, 0, 0] > 4  # the input is left alone
+    same, _ = R.standardise_by_train(x, train, in_place=True, chunk=64)
+    assert same is x
+    np.testing.assert_array_equal(x, copy)
+    with pytest.raises(ValueError, match="writeable float32"):
+        R.standardise_by_train(x64, train, in_place=True)
+
+
 def test_cache_without_stored_time_is_rebuilt(tmp_path, monkeypatch):
     """A cache written before the build time was stored is simulated again (so the time metric is always real)."""
     monkeypatch.setenv("STUDIES_CACHE_DIR", str(tmp_path))

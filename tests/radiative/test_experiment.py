@@ -303,3 +303,24 @@ def test_bump_seed_table_and_spread_text():
     assert ex.bump_spread_text(t.iloc[:1]) == ""
     with pytest.raises(ValueError, match="one seed per run"):
         ex.bump_seed_table(runs, [0, 1])
+
+
+def test_bump_metrics_and_verdict_from_the_seed_table():
+    def run(k, score, mean_pred):
+        return ex.BumpRun(np.zeros((2, 3)), np.zeros((2, 3)), k, [0.9, 0.9, 0.9], {"score": score}, 80, 20, 123,
+                          None, 0.0, mean_pred)
+
+    runs = [run(0.96, 84.0, 0.10), run(0.98, 88.0, 0.20), run(0.97, 86.0, 0.00)]
+    m = ex.bump_metrics(runs, ex.bump_seed_table(runs, [0, 1, 2]))
+    assert m["keras_r2_pct"] == pytest.approx(97.0) and m["keras_r2"] == pytest.approx(0.97)
+    assert m["score"] == pytest.approx(86.0) and m["score_sd"] == pytest.approx(2.0) and m["score_min"] == 84.0
+    assert m["keras_r2_mean_predictor_pct"] == pytest.approx(10.0)
+    assert (m["n_seeds"], m["n_train"], m["n_test"], m["params"]) == (3, 80, 20, 123)
+    assert "score_sd" not in ex.bump_metrics(runs[:1], ex.bump_seed_table(runs[:1], [0]))
+    # 97 % > 95 %; 86 % is 4 points short of 90 %, within 2 SD (4.0): the sentence says so
+    t = ex.bump_seed_table(runs, [0, 1, 2])
+    assert ex.bump_verdict(t) == ("above the goal of 95 % (by 2.0 points) for the Keras R² and below the goal of "
+                                  "90 % (by 4.0 points) for the custom score, a gap within two SDs of the spread "
+                                  "between trainings (2.0 points)")
+    assert ex.bump_verdict(t, score_goal=95).endswith("below the goal of 95 % (by 9.0 points) for the custom score")
+    assert "within the goal of 86 %" in ex.bump_verdict(t, score_goal=86)
