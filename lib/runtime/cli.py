@@ -6,6 +6,7 @@
     studies params pgnaa                          # a study's parameters: type and default
     studies run pgnaa --profile lab --set epochs=3 --out results/pgnaa-lab
     studies run pgnaa --params my_params.yaml     # your own parameter file
+    studies run pgnaa --out old_results --force   # replace a folder that is not an earlier run (never the checkout)
     studies book --profile lab                    # run every chapter and build the HTML book
     studies check-book                            # open every page of _build/html in headless Chromium, check it
     studies publish                               # _build/html onto the gh-pages branch (ghp-import) and push
@@ -20,7 +21,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -47,15 +50,21 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="execute one study with a parameter profile")
     r.add_argument("study")
     r.add_argument("--profile", default=None, help="parameter profile (default: lab)")
-    r.add_argument("--params", type=Path, default=None, help="your own YAML parameter file instead of a profile")
+    r.add_argument("--params", type=Path, default=None,
+                   help="your own YAML parameter file instead of a profile (not together with --profile)")
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one parameter (value read as YAML); repeatable")
-    r.add_argument("--out", type=Path, default=None, help="output directory (default: _runs/<study>/<profile>)")
+    r.add_argument("--out", type=Path, default=None,
+                   help="output directory (default: _runs/<study>/<profile>); only an empty folder or an earlier "
+                        "run of the study is replaced")
     r.add_argument("--timeout", type=_positive_int, default=None, help="per-cell time limit in seconds (> 0)")
     r.add_argument("--smoke", action="store_true",
                    help="apply the profile's _profile.smoke overrides (short loops, full model and input sizes)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--log-output", action="store_true", help="stream the notebook's output to the terminal")
+    r.add_argument("--force", action="store_true",
+                   help="replace a non-empty --out folder that is not an earlier run of the study (never the "
+                        "checkout or a folder above it, the current or home folder, book/, parameters/ or _runs/)")
 
     sub.add_parser("list", help="list studies, their profiles, expected run time and device")
 
@@ -209,7 +218,7 @@ def _cmd_data(action: str, name: str | None, *, repair: bool = False) -> int:
 
 def _cmd_workflow(args: argparse.Namespace) -> int:
     from lib.runtime import sweep
-    from lib.runtime.run import repo_root, resolve_parameters, run_key
+    from lib.runtime.run import resolve_parameters, run_key
 
     if args.action == "points":
         sw = sweep.load_sweep(get_study(args.study), args.sweep)
@@ -217,7 +226,7 @@ def _cmd_workflow(args: argparse.Namespace) -> int:
             print(f"{pt.id}  " + " ".join(f"--set {a}" for a in pt.set_args()))
         return 0
     if args.action == "gather":
-        runs = args.runs if args.runs is not None else repo_root() / "_runs"
+        runs = _runs_folder(args.runs)
         written = sweep.write_tables(runs, args.out)
         for path in written:
             print(path)
@@ -242,13 +251,23 @@ def _cmd_workflow(args: argparse.Namespace) -> int:
     return 0
 
 
+def _runs_folder(runs: Path | None) -> Path:
+    """``--runs`` (default ``_runs`` of the checkout): an existing folder, or a clear error."""
+    folder = runs if runs is not None else repo_root() / "_runs"
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise StudyError(f"--runs {folder} {what}; give the folder the runs were written to "
+                         f"(default: {repo_root() / '_runs'}, made by `studies run` and the workflow)")
+    return folder
+
+
 def _cmd_table(args: argparse.Namespace) -> int:
     """Headline numbers of ``_runs/<study>/<profile>/metrics.json`` for every study, with status and data source."""
     import json
 
     from lib.runtime.run import read_metrics
 
-    runs = args.runs if args.runs is not None else repo_root() / "_runs"
+    runs = _runs_folder(args.runs)
     rows = []
     for st in list_studies():
         out = runs / st.name / args.profile
@@ -277,6 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     (nothing ran); 130: interrupted. Every error is one paragraph on stderr, never a traceback.
     """
     args = build_parser().parse_args(argv)
+    _honour_ctrl_c()
     try:
         return _dispatch(args)
     except (StudyError, ParameterError) as err:
@@ -289,7 +309,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"interrupted: {err}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
-        print("interrupted: nothing was recorded (the run had not started)", file=sys.stderr)
+        if args.command == "data" and args.action == "fetch":
+            print(f"interrupted: the download of {args.name!r} was interrupted; the files fetched so far are kept "
+                  f"in the cache, and running `studies data fetch {args.name}` again resumes it", file=sys.stderr)
+        elif args.command == "run":
+            print("interrupted: nothing was recorded (the run had not started)", file=sys.stderr)
+        else:
+            print(f"interrupted: `studies {args.command}` was stopped before it finished", file=sys.stderr)
         return 130
     except StudyExecutionError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -301,6 +327,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 1
         raise
+
+
+def _honour_ctrl_c() -> None:
+    """Give SIGINT its default handler when it was inherited ignored (a background job of a script), so Ctrl-C works."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -319,11 +351,17 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         build_book(args.profile, force=args.force, studies=args.study, progress=not args.quiet, cores=args.cores)
         return 0
+    if args.profile is not None and args.params is not None:
+        raise StudyError(
+            f"give either --profile or --params, not both: --params {args.params} is a parameter file used instead "
+            f"of a profile (its run is named by the file's `profile:` key or its file name), so --profile "
+            f"{args.profile} would be ignored. Drop one of them"
+        )
     overrides = dict(parse_override(o) for o in args.overrides)
     profile = args.profile if args.profile is not None else (None if args.params else "lab")
     res = run_study(
         args.study, profile, overrides=overrides, params_file=args.params, out=args.out, smoke=args.smoke,
-        cell_timeout=args.timeout, progress=not args.quiet, log_output=args.log_output,
+        cell_timeout=args.timeout, progress=not args.quiet, log_output=args.log_output, force=args.force,
     )
     print(f"{res.study}/{res.profile}: ok in {res.provenance['duration_s']} s -> {res.out_dir}")
     for name, source in (res.provenance.get("data_sources") or {}).items():

@@ -16,11 +16,18 @@ files ``parameters/<study>/<profile>.yaml``. :func:`run_study` (also the command
 ``run.key``
     the run's key (:func:`run_key`), only when it finished with status ``ok``: what the book reuses;
 ``kernel.log``
-    the kernel's own stderr (start-up warnings, crashes).
+    the kernel's own stderr (start-up warnings, crashes); empty when no kernel was launched.
+
+``.partial-<status>/``
+    a later run into the same folder that did not end ``ok`` (``failed``, ``timeout``,
+    ``interrupted``), kept inside the folder of the finished run it did not displace.
 
 The run writes into a locked temporary sibling ``.<out>.tmp-<pid>`` and replaces the output
-folder with it when it ends, so a folder never mixes two runs; ``provenance.json`` says
-``status: ok | failed | timeout | interrupted`` and each dataset's ``data_source``.
+folder with it when it ends, so a folder never mixes two runs, except that a run which did not end
+``ok`` never displaces a finished one: it lands in ``<out>/.partial-<status>/`` and the finished run
+stays reusable. Only an empty folder or an earlier run of the study is ever replaced
+(:mod:`lib.runtime.outdir`); Ctrl-C stops a run at any moment (:mod:`lib.runtime.interrupt`).
+``provenance.json`` says ``status: ok | failed | timeout | interrupted`` and each dataset's ``data_source``.
 """
 
 from __future__ import annotations
@@ -42,6 +49,8 @@ from typing import Any
 
 from lib.core.report import GLUE_PREFIX, parse_number
 from lib.core.repro import sha256_file
+from lib.runtime.interrupt import InterruptGuard, KernelHandle, RunStopped, kernel_manager_class, run_in_worker
+from lib.runtime.outdir import install, normalise_out, protected_reason, run_folder_problem
 from lib.runtime.params import (
     ParameterError,
     ParamSpec,
@@ -149,9 +158,17 @@ class RunResult:
 
 
 def repo_root() -> Path:
-    """The checkout holding ``book/`` and ``parameters/`` (``$STUDIES_ROOT`` overrides)."""
+    """The checkout holding ``book/`` and ``parameters/``.
+
+    ``$STUDIES_ROOT`` when set; else the checkout this package lives in (a source or editable
+    install); else, for a package installed into site-packages, the working directory or the
+    nearest folder above it that holds ``book/`` and ``parameters/``.
+    """
     env = os.environ.get("STUDIES_ROOT")
     root = Path(env).expanduser().resolve() if env else Path(__file__).resolve().parents[2]
+    if not env and not (root / "book").is_dir():
+        cwd = Path.cwd().resolve()
+        root = next((d for d in (cwd, *cwd.parents) if (d / "book").is_dir() and (d / "parameters").is_dir()), root)
     if not (root / "book").is_dir():
         raise StudyError(
             f"{root} has no book/ directory; run from a checkout of the project "
@@ -217,9 +234,7 @@ def resolve_parameters(
         The profile name (the file's ``profile`` value or its stem).
     """
     if params_file is not None:
-        path = Path(params_file)
-        if not path.is_file():
-            raise StudyError(f"parameter file {path} does not exist")
+        path = _parameter_file(params_file)
     else:
         if profile is None:
             raise StudyError("give a profile name or a parameter file")
@@ -247,6 +262,18 @@ def resolve_parameters(
             )
         params.setdefault("profile", name)
     return params, info, path, name
+
+
+def _parameter_file(params_file: str | Path) -> Path:
+    """``--params``: an existing file (a folder or a missing path is refused, saying which it is)."""
+    path = Path(params_file)
+    if path.is_dir():
+        example = next(iter(sorted(path.glob("*.yaml"))), path / "lab.yaml")
+        raise StudyError(f"--params {path} is a folder, not a parameter file; give one YAML file, e.g. "
+                         f"--params {example}")
+    if not path.is_file():
+        raise StudyError(f"parameter file {path} does not exist")
+    return path
 
 
 def check_profile_name(name: Any, *, source: str) -> str:
@@ -534,34 +561,6 @@ def _acquire_lock(out_dir: Path) -> Path:
     raise RunLockedError(f"could not lock {out_dir} ({lock}); delete {lock} if no run is using it")
 
 
-def _install(tmp: Path, out_dir: Path) -> None:
-    """Put the finished run folder ``tmp`` in place of ``out_dir``: nothing of an older run survives beside it."""
-    old = None
-    if out_dir.exists() or out_dir.is_symlink():
-        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-        if old.exists():
-            shutil.rmtree(old)
-        out_dir.rename(old)
-    tmp.rename(out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _kernel_manager_class(log_path: Path) -> Any:
-    """A kernel manager whose kernel writes its own stderr (start-up warnings, shutdown noise) to ``log_path``."""
-    from jupyter_client.manager import AsyncKernelManager
-
-    class _LoggedKernelManager(AsyncKernelManager):
-        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
-            kw["stderr"] = open(log_path, "ab")  # noqa: SIM115 - owned by the kernel process
-            try:
-                await super()._async_launch_kernel(kernel_cmd, **kw)
-            finally:
-                kw["stderr"].close()
-
-    return _LoggedKernelManager
-
-
 def _failed_cell(nb: Any, statuses: tuple[str, ...]) -> int | None:
     for i, c in enumerate(nb.cells):
         if c.get("metadata", {}).get("papermill", {}).get("status") in statuses:
@@ -615,14 +614,23 @@ def run_study(
     progress: bool = True,
     log_output: bool = False,
     root: Path | None = None,
+    force: bool = False,
 ) -> RunResult:
     """Execute one study and write its notebook, metrics, provenance and figures.
 
     The run writes into a temporary sibling of the output folder, locked against a second
-    run into the same folder, and renames it into place when it ends (whatever the status), so
-    the folder always holds exactly one run. ``provenance.json`` records ``status`` (``ok``,
+    run into the same folder, and renames it into place when it ends, so the folder always holds
+    exactly one run. A run that does not end ``ok`` never displaces a finished (``ok``) run: it is
+    kept inside that run's folder as ``<out>/.partial-<status>/`` (see :mod:`lib.runtime.outdir`),
+    and the finished run stays reusable. ``provenance.json`` records ``status`` (``ok``,
     ``failed``, ``timeout``, ``interrupted``), the run key and each dataset's ``data_source``;
     ``run.key`` is written only for a successful run, so only those are reused by the book.
+
+    Ctrl-C or SIGTERM at any moment (before the kernel starts, during a cell, while the results
+    are saved) stops the run within seconds and records it as ``interrupted``
+    (:mod:`lib.runtime.interrupt`), even when the runner was started with SIGINT ignored.
+    A relative ``$STUDIES_DATA_MIRROR`` is made absolute once, here, so that the kernel (which
+    runs in the chapter's folder) and the runner read the same mirror.
 
     Parameters
     ----------
@@ -636,7 +644,10 @@ def run_study(
         A user's own parameter file instead of a profile.
     out : path, optional
         Output directory; default :func:`default_out_dir` (``_runs/<study>/<profile>`` only
-        without overrides). The profile's own folder refuses a run with overrides.
+        without overrides). The profile's own folder refuses a run with overrides. ``.``, ``..``
+        and symbolic links are resolved first. Only an empty folder or an earlier run of the study
+        is replaced; the checkout or a folder above it, the current folder or one above it, the
+        home folder, ``book/``, ``parameters/``, ``_runs/`` and ``_runs/<study>/`` never are.
     cell_timeout : int, optional
         Seconds a single cell may run (positive); default the profile's ``cell_timeout`` or
         :data:`DEFAULT_CELL_TIMEOUT`.
@@ -644,20 +655,28 @@ def run_study(
         Apply the profile's ``_profile.smoke`` overrides (short loops at full model and input size).
     progress, log_output : bool
         Show papermill's progress bar; stream cell output to the log.
+    force : bool
+        Replace a non-empty ``out`` that holds something other than an earlier run of the study
+        (never one of the folders above).
 
     Raises
     ------
     StudyError, ParameterError
         Before anything runs, for an unknown study/profile, invalid parameters, an unusable
-        output folder (:class:`RunLockedError` when another run holds it).
+        or unsafe output folder (:class:`RunLockedError` when another run holds it).
     StudyExecutionError
-        When a cell fails or times out; the partial notebook is kept in ``out``.
+        When a cell fails or times out; the partial notebook is kept in ``out``, or in
+        ``out/.partial-<status>/`` when ``out`` holds a finished run (the message names the path).
     StudyInterruptedError
-        On Ctrl-C or SIGTERM; the partial run is kept in ``out`` with ``status: interrupted``.
+        On Ctrl-C or SIGTERM; the partial run is kept as for a failure, with ``status: interrupted``.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    from lib.core.registry import MIRROR_ENV
+
+    mirror = os.environ.get(MIRROR_ENV)
+    mirror = str(Path(mirror).expanduser().absolute()) if mirror else None  # the kernel runs elsewhere
     root = root or repo_root()
     st = get_study(study, root)
     if cell_timeout is not None and (isinstance(cell_timeout, bool) or not isinstance(cell_timeout, int)
@@ -670,7 +689,9 @@ def run_study(
         path = Path(params_file) if params_file is not None else st.parameter_dir / f"{profile}.yaml"
         if params_file is None and profile is not None:
             check_profile_name(profile, source="--profile")
-        if not path.is_file():
+        if params_file is not None:
+            path = _parameter_file(params_file)
+        elif not path.is_file():
             raise StudyError(f"parameter file {path} does not exist")
         smoke_block = load_parameter_file(path)[1].smoke
         if not smoke_block:
@@ -680,12 +701,12 @@ def run_study(
     params, info, params_path, profile_name = resolve_parameters(
         st, profile, params_file=params_file, overrides=all_overrides, notebook=nb
     )
-    profile_dir = root / "_runs" / st.name / profile_name
+    profile_dir = normalise_out(root / "_runs" / st.name / profile_name)
     if out is None:
         out_dir = default_out_dir(root, st.name, profile_name, overrides=user_overrides, smoke=smoke)
     else:
-        out_dir = Path(out)
-        if all_overrides and params_file is None and out_dir.absolute() == profile_dir.absolute():
+        out_dir = normalise_out(out)
+        if all_overrides and params_file is None and out_dir == profile_dir:
             own = default_out_dir(root, st.name, profile_name, overrides=user_overrides, smoke=smoke)
             raise StudyError(
                 f"--out {out_dir} is the folder of profile {profile_name!r} itself, which holds only runs of the "
@@ -693,32 +714,55 @@ def run_study(
                 f"(it then lands in {own}) "
                 "or give another folder"
             )
-    out_dir = out_dir.absolute()
+    out_dir = normalise_out(out_dir)
+    _check_out_dir(out_dir, st.name, root=root, force=force,
+                   default=default_out_dir(root, st.name, profile_name, overrides=user_overrides, smoke=smoke))
     timeout = cell_timeout or info.cell_timeout or DEFAULT_CELL_TIMEOUT
     _writable_parent(out_dir)
     key = run_key(st, params_path, all_overrides)
     lock = _acquire_lock(out_dir)
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
     try:
-        for stale in [*out_dir.parent.glob(f".{out_dir.name}.tmp-*"), *out_dir.parent.glob(f".{out_dir.name}.old-*")]:
-            shutil.rmtree(stale, ignore_errors=True)  # left by killed runs; we hold the lock
-        tmp.mkdir()
-        return _execute(st, nb, params, info, params_path, profile_name, all_overrides, key, tmp, out_dir, root,
-                        timeout=timeout, progress=progress, log_output=log_output, papermill=papermill,
-                        execution_error=PapermillExecutionError)
+        with InterruptGuard() as guard:
+            for stale in [*out_dir.parent.glob(f".{out_dir.name}.tmp-*"),
+                          *out_dir.parent.glob(f".{out_dir.name}.old-*")]:
+                shutil.rmtree(stale, ignore_errors=True)  # left by killed runs; we hold the lock
+            tmp.mkdir()
+            (tmp / "kernel.log").touch()  # every run folder has one (empty when no kernel was launched)
+            return _execute(st, nb, params, info, params_path, profile_name, all_overrides, key, tmp, out_dir, root,
+                            timeout=timeout, progress=progress, log_output=log_output, papermill=papermill,
+                            execution_error=PapermillExecutionError, guard=guard, mirror=mirror)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
         lock.unlink(missing_ok=True)
 
 
+def _check_out_dir(out_dir: Path, study: str, *, root: Path, force: bool, default: Path) -> None:
+    """Refuse, before anything runs, an output folder whose replacement would delete what is not a run."""
+    protected = protected_reason(out_dir, roots=[root, Path(__file__).resolve().parents[2]])
+    if protected:
+        raise StudyError(
+            f"--out {out_dir} is {protected}; a run replaces its whole output folder when it ends, so it never "
+            f"writes there, not even with --force. Give a folder of its own (without --out the run lands in "
+            f"{default})"
+        )
+    problem = None if force else run_folder_problem(out_dir, study)
+    if problem:
+        raise StudyError(
+            f"--out {out_dir} is not empty and not an earlier run of study {study!r}: {problem}. A run replaces "
+            f"its whole output folder when it ends, which would delete them. Give a new or empty folder (without "
+            f"--out the run lands in {default}), or add --force to replace this folder and everything in it"
+        )
+
+
 def _execute(st: Study, nb: Any, params: dict[str, Any], info: ProfileInfo, params_path: Path, profile_name: str,
              overrides: dict[str, Any], key: str, tmp: Path, out_dir: Path, root: Path, *, timeout: int,
-             progress: bool, log_output: bool, papermill: Any, execution_error: type[Exception]) -> RunResult:
-    import signal
-    import threading
-
+             progress: bool, log_output: bool, papermill: Any, execution_error: type[Exception],
+             guard: InterruptGuard, mirror: str | None) -> RunResult:
     import nbformat
+
+    from lib.core.registry import MIRROR_ENV
 
     tmp_nb = tmp / f"{st.name}.ipynb"
     out_nb = out_dir / f"{st.name}.ipynb"
@@ -742,7 +786,7 @@ def _execute(st: Study, nb: Any, params: dict[str, Any], info: ProfileInfo, para
     nb.cells.insert(0, _provenance_cell(record))
 
     env_keys = ("PYTHONPATH", "STUDIES_RUN_DIR", "STUDIES_ROOT", "MPLBACKEND", "STUDIES_SYNTHETIC_FALLBACK",
-                "NUMBA_NUM_THREADS")
+                "NUMBA_NUM_THREADS", MIRROR_ENV)
     env_backup = {k: os.environ.get(k) for k in env_keys}
     os.environ.update(thread_environment(os.environ))  # the kernel's Numba keeps to OMP_NUM_THREADS too
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures as notebook outputs
@@ -752,104 +796,124 @@ def _execute(st: Study, nb: Any, params: dict[str, Any], info: ProfileInfo, para
     os.environ["STUDIES_RUN_DIR"] = str(tmp)
     os.environ["STUDIES_ROOT"] = str(root)
     os.environ["STUDIES_SYNTHETIC_FALLBACK"] = "1" if fallback else "0"
-    main_thread = threading.current_thread() is threading.main_thread()
-    old_term = None
-    if main_thread:
-        def _term(signum: int, frame: Any) -> None:
-            raise KeyboardInterrupt(f"signal {signum}")
-
-        old_term = signal.signal(signal.SIGTERM, _term)
+    if mirror:
+        os.environ[MIRROR_ENV] = mirror  # absolute: the kernel's working folder is the chapter's
+    kernel = KernelHandle(guard.event)
     t0 = time.perf_counter()
-    error: Exception | None = None
-    status = "ok"
+    executed: Any = None
+    error: BaseException | None = None
     try:
-        executed = papermill.execute_notebook(
-            nb,
-            str(tmp_nb),
-            parameters=params,
-            kernel_name="python3",
-            language="python",
-            cwd=str(st.notebook.parent),
-            execution_timeout=timeout,
-            progress_bar=progress,
-            log_output=log_output,
-            request_save_on_cell_execute=True,
-            kernel_manager_class=_kernel_manager_class(tmp / "kernel.log"),
-        )
-    except execution_error as err:  # Ctrl-C in a terminal reaches the kernel too: its cell raises KeyboardInterrupt
-        error, status = err, "interrupted" if getattr(err, "ename", "") == "KeyboardInterrupt" else "failed"
-    except KeyboardInterrupt as err:
-        error, status = err, "interrupted"
-    except Exception as err:
-        from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
-        if isinstance(err, CellTimeoutError):
-            error, status = err, "timeout"
-        elif isinstance(err, DeadKernelError):
-            error, status = err, "failed"
+        if guard.interrupted:
+            error = RunStopped("interrupted before the kernel was launched")
         else:
-            raise
+            executed, error = run_in_worker(
+                lambda: papermill.execute_notebook(
+                    nb,
+                    str(tmp_nb),
+                    parameters=params,
+                    kernel_name="python3",
+                    language="python",
+                    cwd=str(st.notebook.parent),
+                    execution_timeout=timeout,
+                    progress_bar=progress,
+                    log_output=log_output,
+                    request_save_on_cell_execute=True,
+                    kernel_manager_class=kernel_manager_class(tmp / "kernel.log", kernel),
+                    on_cell_start=kernel.on_cell_start,
+                ),
+                handle=kernel,
+            )
     finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, old_term)
         for k, v in env_backup.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    if error is not None:
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    finished = error is None and executed is not None  # every cell ran
+    if guard.interrupted:
+        status = "interrupted"
+    elif error is None:
+        status = "ok"
+    elif isinstance(error, execution_error):  # a cell raised (KeyboardInterrupt: the kernel was interrupted)
+        status = "interrupted" if getattr(error, "ename", "") == "KeyboardInterrupt" else "failed"
+    elif isinstance(error, (KeyboardInterrupt, RunStopped)):
+        status = "interrupted"
+    elif isinstance(error, CellTimeoutError):
+        status = "timeout"
+    elif isinstance(error, DeadKernelError):
+        status = "failed"
+    else:
+        raise error
+    if not finished:
         try:
             executed = nbformat.read(tmp_nb, as_version=4)
         except (OSError, ValueError):
             executed = nb
 
-    record["ended"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    record["duration_s"] = round(time.perf_counter() - t0, 2)
-    record["status"] = status
-    record["cell_timeout_s"] = timeout
     from lib.core.registry import recorded_data_sources
 
     sources = recorded_data_sources(tmp)
     (tmp / "data_sources.json").unlink(missing_ok=True)
+    metrics = collect_metrics(executed)
+    figure_files = export_figures(executed, tmp / "figures")
+    payload: dict[str, Any] = dict(metrics)
+    if sources:
+        payload[DATA_SOURCES_KEY] = sources
+    (tmp / "metrics.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    if status == "ok" and guard.interrupted:  # Ctrl-C after the last cell, while the results were saved
+        status = "interrupted"
+
+    record["ended"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    record["duration_s"] = round(time.perf_counter() - t0, 2)
+    record["status"] = status
+    record["cell_timeout_s"] = timeout
     record["data_sources"] = sources
     index = None
     if status == "failed":
         index = _failed_cell(executed, ("failed",))
         if index is None:
             index = getattr(error, "cell_index", None)
-    elif status in ("timeout", "interrupted"):
+    elif status in ("timeout", "interrupted") and not finished:
         index = _failed_cell(executed, ("failed",)) if getattr(error, "ename", "") else None
         index = index if index is not None else _last_started_cell(executed)
         _mark_unfinished(executed, index, status)
     ordinal, where = _where(st, root, executed, index)
+    moment = f"in {where}"
+    if status == "interrupted":
+        if finished:
+            moment = where = "after its last cell, while the run was being saved"
+        elif not ordinal:  # no cell of the chapter itself began
+            moment = where = "before its first cell ran " + ("(while the kernel was starting)" if kernel.pid
+                                                             else "(before the kernel was launched)")
+        elif isinstance(error, RunStopped):
+            moment = f"before {where} started"
     if status != "ok":
         record["failed_cell"] = where
-    executed.metadata["studies"] = {"status": status, "run_key": key, **({"failed_cell": where} if error else {})}
+    executed.metadata["studies"] = {"status": status, "run_key": key, **({"failed_cell": where} if status != "ok"
+                                                                         else {})}
     nbformat.write(executed, tmp_nb)
-    metrics = collect_metrics(executed)
-    figures = [out_dir / "figures" / p.name for p in export_figures(executed, tmp / "figures")]
-    payload: dict[str, Any] = dict(metrics)
-    if sources:
-        payload[DATA_SOURCES_KEY] = sources
-    (tmp / "metrics.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     (tmp / "provenance.json").write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
     if status == "ok":
         (tmp / "run.key").write_text(key + "\n", encoding="utf-8")
-    _install(tmp, out_dir)
+    landed = install(tmp, out_dir, study=st.name, status=status)
+    kept = "" if landed == out_dir else f"; the finished run in {out_dir} is untouched (the book still reuses it)"
+    landed_nb = landed / f"{st.name}.ipynb"
 
     if status == "interrupted":
         raise StudyInterruptedError(
-            f"study {st.name!r} (profile {profile_name!r}) was interrupted in {where}; the partial run is kept "
-            f"in {out_dir} with status 'interrupted' (the book never reuses it). Run the same command again "
+            f"study {st.name!r} (profile {profile_name!r}) was interrupted {moment}; the partial run is kept "
+            f"in {landed} with status 'interrupted' (the book never reuses it){kept}. Run the same command again "
             "to start over.",
-            out_dir=out_dir,
+            out_dir=landed,
         )
     if status == "timeout":
         raise StudyExecutionError(
             f"study {st.name!r} (profile {profile_name!r}) timed out in {where}: the cell ran longer than the "
             f"{timeout} s limit per cell. Give a larger limit with --timeout SECONDS (or _profile.cell_timeout in "
-            f"the parameter file), or a smaller profile. The partial notebook is kept at {out_nb}",
-            notebook=out_nb, cell=ordinal, ename="CellTimeoutError", evalue=f"cell ran longer than {timeout} s",
+            f"the parameter file), or a smaller profile. The partial notebook is kept at {landed_nb}{kept}",
+            notebook=landed_nb, cell=ordinal, ename="CellTimeoutError", evalue=f"cell ran longer than {timeout} s",
         )
     if status == "failed":
         ename = getattr(error, "ename", type(error).__name__)
@@ -857,12 +921,20 @@ def _execute(st: Study, nb: Any, params: dict[str, Any], info: ProfileInfo, para
         tb = _ANSI.sub("", "\n".join(getattr(error, "traceback", []) or []))
         exc = StudyExecutionError(
             f"study {st.name!r} (profile {profile_name!r}) failed in {where}: "
-            f"{ename}: {str(evalue).rstrip('.')}. The partial notebook, with the cell's traceback, is kept at {out_nb}",
-            notebook=out_nb,
+            f"{ename}: {str(evalue).rstrip('.')}. The partial notebook, with the cell's traceback, is kept at "
+            f"{landed_nb}{kept}",
+            notebook=landed_nb,
             cell=ordinal,
             ename=ename,
             evalue=evalue,
         )
         exc.cell_traceback = tb  # type: ignore[attr-defined]
         raise exc
+    if guard.interrupted:  # Ctrl-C in the instant between the last check and the install
+        raise StudyInterruptedError(
+            f"study {st.name!r} (profile {profile_name!r}) was interrupted after it had finished: the complete run "
+            f"(status 'ok') is in {out_dir}",
+            out_dir=out_dir,
+        )
+    figures = [out_dir / "figures" / p.name for p in figure_files]
     return RunResult(st.name, profile_name, out_dir, out_nb, metrics, record, figures)

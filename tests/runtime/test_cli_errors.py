@@ -1,4 +1,4 @@
-"""Every bad-input probe of the runner review (issue 11), driven through ``python -m lib`` / ``cli.main``.
+"""Every bad-input probe of the runner reviews (issues 11 and 21), driven through ``python -m lib`` / ``cli.main``.
 
 Each case checks the exit code, that the message is one clear paragraph naming the problem and
 its fix (never a traceback), and what the run folder records.
@@ -10,9 +10,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import nbformat
@@ -22,8 +19,6 @@ from lib.core import registry
 from lib.runtime.book import _reusable
 from lib.runtime.cli import main
 from lib.runtime.run import get_study, run_key
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -115,6 +110,19 @@ def test_a_paper_like_profile_refuses_the_synthetic_fallback(env_root, tmp_path,
     assert "python -m lib data fetch unitobrain-samples" in err
 
 
+def test_a_relative_mirror_is_read_from_the_callers_folder(env_root, tmp_path, monkeypatch, capsys):
+    mirror = _mirror_copy(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(registry.MIRROR_ENV, mirror.name)  # relative to here, not to the chapter's folder
+    out = tmp_path / "run"
+    assert main(["run", "demo", "--profile", "ci", "--set", "dataset=unitobrain-samples", "--quiet",
+                 "--out", str(out)]) == 0
+    assert "data unitobrain-samples: real" in capsys.readouterr().out
+    assert json.loads((out / "provenance.json").read_text())["data_sources"] == {"unitobrain-samples": "real"}
+    assert json.loads((out / "metrics.json").read_text())["data_real"] == 1
+    assert os.environ[registry.MIRROR_ENV] == mirror.name  # the runner's own environment is restored
+
+
 def test_verify_reports_every_bad_file(tmp_path, monkeypatch, capsys):
     mirror = _mirror_copy(tmp_path)
     root = mirror / "perfusion/unitobrain-samples"
@@ -166,10 +174,11 @@ def test_a_run_with_set_never_lands_in_the_profile_folder(env_root, capsys):
     assert not (runs / "ci").exists()
 
 
-def test_failed_rerun_leaves_nothing_of_the_older_run_and_names_the_right_line(env_root, tmp_path, capsys):
+def test_failed_rerun_keeps_the_finished_run_and_names_the_right_line(env_root, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", "demo", "--profile", "ci", "--quiet", "--out", str(out)]) == 0
     assert (out / "figures" / "demo_line.png").is_file() and (out / "run.key").is_file()
+    key = (out / "run.key").read_text()
     capsys.readouterr()
     assert main(["run", "demo", "--profile", "ci", "--set", "fail=true", "--quiet", "--out", str(out)]) == 1
     err = _err(capsys)
@@ -178,9 +187,23 @@ def test_failed_rerun_leaves_nothing_of_the_older_run_and_names_the_right_line(e
     starts = [i + 1 for i, line in enumerate(lines) if line == "import numpy as np"]
     assert len(starts) == 2
     assert f"failed in code cell 3 (book/demo/demo.md line {starts[1]})" in err
-    assert not (out / "figures" / "demo_line.png").exists() and not (out / "run.key").exists()  # older run gone
-    assert json.loads((out / "provenance.json").read_text())["status"] == "failed"
+    # the failed run is kept inside the finished one, which stays in place and reusable
+    partial = out / ".partial-failed"
+    assert f"kept at {partial / 'demo.ipynb'}; the finished run in {out} is untouched" in err
+    assert json.loads((partial / "provenance.json").read_text())["status"] == "failed"
+    assert not (partial / "run.key").exists()
+    assert (out / "run.key").read_text() == key and (out / "figures" / "demo_line.png").is_file()
+    assert json.loads((out / "provenance.json").read_text())["status"] == "ok"
+    assert _reusable("demo", "ci", out, key.strip()) is not None  # the key it was stamped with (lib/ may change)
     assert [p.name for p in out.parent.iterdir() if p.name.startswith(".")] == []  # no temp folder or lock left
+    # a later finished run replaces the folder whole, the kept partial run with it
+    assert main(["run", "demo", "--profile", "ci", "--set", "n=4", "--quiet", "--out", str(out)]) == 0
+    assert not partial.exists() and json.loads((out / "provenance.json").read_text())["overrides"] == {"n": 4}
+    # a failure into a folder without a finished run simply replaces it
+    (out / "provenance.json").write_text(json.dumps({"study": "demo", "status": "interrupted"}))
+    assert main(["run", "demo", "--profile", "ci", "--set", "fail=true", "--quiet", "--out", str(out)]) == 1
+    assert f"kept at {out / 'demo.ipynb'}" in _err(capsys)
+    assert json.loads((out / "provenance.json").read_text())["status"] == "failed" and not partial.exists()
 
 
 def test_timeout_names_the_cell_and_is_recorded(env_root, tmp_path, capsys):
@@ -194,32 +217,6 @@ def test_timeout_names_the_cell_and_is_recorded(env_root, tmp_path, capsys):
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["status"] == "timeout" and "code cell 4" in prov["failed_cell"]
     assert json.loads((out / "metrics.json").read_text())["total"] == 10.0
-
-
-def test_interrupt_is_recorded_and_exits_130(env_root, tmp_path):
-    out = tmp_path / "run"
-    env = {**os.environ, "STUDIES_ROOT": str(env_root), "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lib", "run", "demo", "--profile", "ci", "--set", "sleep_s=120", "--quiet",
-         "--out", str(out)], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    tmp_nb = out.parent / f".{out.name}.tmp-{proc.pid}" / "demo.ipynb"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:  # wait until the slow cell runs (the metric cell has been saved)
-        if tmp_nb.is_file() and '"total"' in tmp_nb.read_text(errors="replace"):
-            break
-        time.sleep(0.5)
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stderr
-    assert "Traceback" not in stderr and "interrupted in code cell 4" in stderr
-    prov = json.loads((out / "provenance.json").read_text())
-    assert prov["status"] == "interrupted"
-    assert nbformat.read(out / "demo.ipynb", as_version=4).metadata["studies"]["status"] == "interrupted"
-    assert not (out / "run.key").exists()
-    st = get_study("demo", env_root)
-    assert _reusable("demo", "ci", out, run_key(st, st.parameter_dir / "ci.yaml")) is None
 
 
 def test_a_second_run_into_a_locked_folder_is_refused(env_root, tmp_path, capsys):
@@ -361,3 +358,48 @@ def test_gathered_tables_carry_the_data_source_and_skip_temporary_folders(tmp_pa
     assert list(table["run"]) == ["demo/ci"] and list(table["metric"]) == ["total"]
     assert table["data_source"][0] == "nist-pgaa: synthetic (dataset 'nist-pgaa' is not available)"
     assert results.run_summary(table)["data"][0].startswith("nist-pgaa: synthetic")
+
+
+# ----------------------------------------------------------------------------- smaller command-line findings
+
+
+def test_interrupting_a_download_says_it_resumes(monkeypatch, capsys):
+    def interrupted(name, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(registry, "download_dataset", interrupted)
+    assert main(["data", "fetch", "dsb2018"]) == 130
+    err = _err(capsys)
+    assert "the download of 'dsb2018' was interrupted" in err and "`studies data fetch dsb2018` again resumes" in err
+    assert "had not started" not in err
+
+
+def test_gather_refuses_a_runs_folder_that_does_not_exist(tmp_path, capsys):
+    typo = tmp_path / "_rnus"
+    assert main(["workflow", "gather", "--runs", str(typo), "--out", str(tmp_path / "t")]) == 2
+    assert f"--runs {typo} does not exist; give the folder the runs were written to" in _err(capsys)
+    assert not typo.exists() and not (tmp_path / "t").exists()
+    assert main(["workflow", "table", "--runs", str(typo)]) == 2
+    assert f"--runs {typo} does not exist" in _err(capsys)
+
+
+def test_params_must_be_a_file_and_not_given_with_profile(env_root, tmp_path, capsys):
+    folder = env_root / "parameters" / "demo"
+    assert main(["run", "demo", "--params", str(folder), "--quiet", "--out", str(tmp_path / "o")]) == 2
+    needle = f"--params {folder} is a folder, not a parameter file; give one YAML file, e.g. --params {folder}/ci.yaml"
+    assert needle in _err(capsys)
+    assert main(["run", "demo", "--params", str(folder), "--smoke", "--quiet", "--out", str(tmp_path / "o")]) == 2
+    assert "is a folder, not a parameter file" in _err(capsys)
+    assert main(["run", "demo", "--profile", "lab", "--params", str(folder / "ci.yaml"), "--quiet",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "give either --profile or --params, not both" in _err(capsys)
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_sigint_inherited_ignored_is_given_back_its_default(capsys):
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as in a background job of a non-interactive shell
+    try:
+        assert main(["data", "list"]) == 0
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, old)

@@ -15,6 +15,7 @@ from lib.runtime.run import (
     collect_metrics,
     get_study,
     list_studies,
+    run_key,
     run_study,
     thread_environment,
 )
@@ -164,3 +165,15 @@ def test_thread_environment():
     assert thread_environment({"OMP_NUM_THREADS": "3", "NUMBA_NUM_THREADS": "1"}) == {}
     assert thread_environment({}) == {} and thread_environment({"OMP_NUM_THREADS": "0"}) == {}
     assert thread_environment({"OMP_NUM_THREADS": "4,2"}) == {}  # a nested OpenMP list: left alone
+
+
+def test_run_key_follows_the_overrides_and_the_parameter_file(minibook):
+    st = get_study("demo", minibook)
+    path = st.parameter_dir / "ci.yaml"
+    plain = run_key(st, path)
+    assert run_key(st, path, {}) == plain
+    one = run_key(st, path, {"n": 3, "scale": 2.0})
+    assert run_key(st, path, {"scale": 2.0, "n": 3}) == one  # the order of --set does not matter
+    assert len({plain, one, run_key(st, path, {"n": 4, "scale": 2.0}), run_key(st, path, {"n": 3})}) == 4
+    path.write_text(path.read_text().replace("n: 10", "n: 11"))
+    assert run_key(st, path) != plain
