@@ -22,7 +22,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +51,24 @@ class StudyRun:
     study: str
     result: RunResult
     reused: bool
-    seconds: float
+    #: the chapter's own wall time, ``duration_s`` of its ``provenance.json`` (of the reused run when reused;
+    #: None when not recorded), never the time of the workflow that ran several chapters at once
+    seconds: float | None
+
+    def summary(self) -> str:
+        """One log line: ``"demo/lab: ran in 12 s"`` or ``"demo/lab: reused (its run took 12 s, ended ...)"``."""
+        took = f"{self.seconds:.0f} s" if self.seconds is not None else "an unrecorded time"
+        where = f"{self.study}/{self.result.profile}"
+        if self.reused:
+            ended = self.result.provenance.get("ended")
+            return f"{where}: reused (its run took {took}" + (f", ended {ended})" if ended else ")")
+        return f"{where}: ran in {took}"
+
+
+def _duration(result: RunResult) -> float | None:
+    """``duration_s`` of a run's ``provenance.json`` (None when not recorded)."""
+    seconds = result.provenance.get("duration_s")
+    return float(seconds) if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) else None
 
 
 def toc_files(toc: dict) -> list[str]:
@@ -158,10 +174,9 @@ def run_studies(
         if found is not None:
             print(f"[book] {name}/{profile}: unchanged since {found.provenance.get('ended')}, reusing {out}",
                   file=sys.stderr)
-            runs[name] = StudyRun(name, found, True, 0.0)
+            runs[name] = StudyRun(name, found, True, _duration(found))
         else:
             stale.append(name)
-    t0 = time.perf_counter()
     if stale and workflow_file() is not None and importlib.util.find_spec("snakemake") is not None:
         for name in stale:
             (root / "_runs" / name / profile / "run.key").unlink(missing_ok=True)
@@ -170,7 +185,6 @@ def run_studies(
               file=sys.stderr)
         _run_with_workflow([f"_runs/{n}/{profile}/metrics.json" for n in stale], profile, root=root, cores=cores,
                            progress=progress)
-        seconds = time.perf_counter() - t0
         for name in stale:
             res = _reusable(name, profile, root / "_runs" / name / profile, keys[name])
             if res is None:
@@ -181,15 +195,14 @@ def run_studies(
                     evalue="no run",
                 )
             res.reused = False
-            runs[name] = StudyRun(name, res, False, seconds)
+            runs[name] = StudyRun(name, res, False, _duration(res))  # its own time, not the whole workflow's
     else:
         for name in stale:
             out = root / "_runs" / name / profile
             print(f"[book] {name}/{profile}: executing", file=sys.stderr)
             (out / "run.key").unlink(missing_ok=True)
-            t1 = time.perf_counter()
             res = run_study(name, profile, out=out, root=root, progress=progress)  # writes run.key itself
-            runs[name] = StudyRun(name, res, False, time.perf_counter() - t1)
+            runs[name] = StudyRun(name, res, False, _duration(res))
     return [runs[n] for n in names]
 
 
@@ -254,8 +267,7 @@ def build_book(
         )
     html = root / "_build" / "html"
     for r in runs:
-        state = "reused" if r.reused else f"ran in {r.seconds:.0f} s"
-        print(f"[book] {r.study}/{profile}: {state}", file=sys.stderr)
+        print(f"[book] {r.summary()}", file=sys.stderr)
     print(f"[book] built {html / 'index.html'}", file=sys.stderr)
     return html
 

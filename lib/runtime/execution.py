@@ -3,10 +3,12 @@
 Like Jupyter Book's execution statistics, but read from the runner's records: for every run directory
 ``_runs/<study>/<profile>/`` (sweep points, one level deeper, are not chapter runs) the table lists the
 profile, whether the book shows that run, its status, the device, the wall time, the git commit, when it
-finished and the data source. The data source is taken from the run's ``provenance.json`` or
-``metrics.json`` (``data_source``: ``real`` / ``synthetic (reason)``, per dataset) when recorded;
-otherwise it is read off the executed notebook: a chapter that fell back to synthetic data shows the
-notice of :func:`lib.core.report.data_fallback`, one that did not shows none.
+finished and the data source. The data source is what the runner recorded in the run's ``provenance.json``
+under ``data_sources``: ``{dataset: source}``, each source ``real``, ``synthetic (reason)`` or
+``error (reason)``, as :func:`lib.core.registry.record_data_source` wrote it during the run. A run that
+read no registered dataset records ``{}`` (shown as "no dataset read"); a folder without the record
+(written before the runner kept one) shows "not recorded". The executed notebook is not searched: the
+record is the one source.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["COLUMNS", "FALLBACK_NOTICE", "book_profile", "data_source", "execution_records", "execution_table"]
+from lib.runtime.sweep import data_source_text
+
+__all__ = ["COLUMNS", "DATA_SOURCES", "book_profile", "data_source", "execution_records", "execution_table"]
 
 #: Columns of :func:`execution_table`, in order.
 COLUMNS = ("study", "profile", "in book", "status", "device", "wall time", "commit", "finished (UTC)", "data source")
-#: The title that :func:`lib.core.report.data_fallback` puts in an executed chapter.
-FALLBACK_NOTICE = "Real data unavailable: this section runs on the synthetic fallback ("
+#: Key of ``provenance.json`` under which the runner records ``{dataset: source}`` (see the module docstring).
+DATA_SOURCES = "data_sources"
 
 
 def book_profile(root: Path) -> str | None:
@@ -41,34 +45,16 @@ def book_profile(root: Path) -> str | None:
     return rel.parts[0] if rel.parts else None
 
 
-def _format_source(value: Any) -> str:
-    if isinstance(value, dict):
-        return "; ".join(f"{k}: {_format_source(v)}" for k, v in value.items())
-    return str(value)
-
-
 def data_source(run_dir: Path, provenance: dict[str, Any] | None = None) -> str:
-    """Where the run's data came from, as recorded (see the module docstring), as one line of text."""
-    run_dir = Path(run_dir)
-    provenance = provenance if provenance is not None else _read_json(run_dir / "provenance.json")
-    for record in (provenance, _read_json(run_dir / "metrics.json")):
-        if record and record.get("data_source") not in (None, "", {}):
-            return _format_source(record["data_source"])
-    notebooks = sorted(run_dir.glob("*.ipynb"))
-    if not notebooks:
+    """Where the run's data came from, as the runner recorded it (see the module docstring), as one line of text.
+
+    ``provenance`` is the run's ``provenance.json`` when already read (else it is read from ``run_dir``).
+    """
+    provenance = provenance if provenance is not None else _read_json(Path(run_dir) / "provenance.json")
+    sources = (provenance or {}).get(DATA_SOURCES)
+    if not isinstance(sources, dict):
         return "not recorded"
-    fallbacks: list[str] = []
-    for nb in notebooks:
-        text = nb.read_text(encoding="utf-8", errors="replace")
-        start = 0
-        while (i := text.find(FALLBACK_NOTICE, start)) >= 0:
-            name = text[i + len(FALLBACK_NOTICE):].split(")", 1)[0]
-            if name not in fallbacks:
-                fallbacks.append(name)
-            start = i + 1
-    if fallbacks:
-        return "synthetic fallback: " + ", ".join(fallbacks)
-    return "no synthetic fallback"
+    return data_source_text(sources) or "no dataset read"
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

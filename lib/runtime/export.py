@@ -13,7 +13,9 @@ A solution is any of
 
 A student hand-out of a chapter that has exercises but in which no solution was found is refused
 (:class:`ExportError`): the format is probably one this module does not know, and handing it out
-could leak the answers.
+could leak the answers. So is an export into the checkout's ``book/`` or ``parameters/``, or onto the
+chapter's source wherever a symlink puts it, even with ``--overwrite``: it would replace the chapter
+(``studies export demo --student book/demo --overwrite`` once wrote the stripped edition over it).
 """
 
 from __future__ import annotations
@@ -118,6 +120,32 @@ def strip_solutions(text: str) -> tuple[str, int]:
     return "\n".join(out) + ("\n" if text.endswith("\n") else ""), removed
 
 
+def _refuse_sources(source: Path, targets: tuple[Path, ...], *, edition: str) -> None:
+    """Refuse targets in the checkout's ``book/`` or ``parameters/`` or on the chapter's source (symlinks resolved).
+
+    Raises
+    ------
+    ExportError
+        Naming the target, what it would overwrite and the fix.
+    """
+    chapter = source.resolve()
+    roots = {source.parents[2], chapter.parents[2]}  # <root>/book/<study>/<study>.md, as given and resolved
+    protected = sorted({(r / d).resolve() for r in roots for d in ("book", "parameters")})
+    for target in targets:
+        real = target.resolve()
+        if real == chapter:
+            what = "the chapter's own source, which the edition would overwrite"
+        elif (inside := next((d for d in protected if real.is_relative_to(d)), None)) is not None:
+            what = f"inside {inside}, among the book's own sources (chapters and parameter files)"
+        else:
+            continue
+        shown = f"{target} (that is {real})" if real != target.absolute() else str(target)
+        raise ExportError(
+            f"refusing to write the {edition} edition to {shown}: that is {what}; --overwrite does not change "
+            "this. Choose a folder outside book/ and parameters/, e.g. handout/"
+        )
+
+
 def export_study(
     study: str, dest: str | Path, *, student: bool = True, root: Path | None = None, overwrite: bool = False,
 ) -> Export:
@@ -139,7 +167,9 @@ def export_study(
     Raises
     ------
     ExportError
-        A target exists and ``overwrite`` is false, or a student edition finds exercises but no solution.
+        A target exists and ``overwrite`` is false; a target lies in the checkout's ``book/`` or ``parameters/``
+        or is the chapter's source (symlinks resolved), whatever ``overwrite`` says; or a student edition
+        finds exercises but no solution.
     StudyError
         Unknown study.
     """
@@ -161,6 +191,7 @@ def export_study(
             )
     dest = Path(dest)
     md, ipynb = dest / f"{study}.md", dest / f"{study}.ipynb"
+    _refuse_sources(Path(st.notebook), (md, ipynb), edition="student" if student else "instructor")
     existing = [p for p in (md, ipynb) if p.exists()]
     if existing and not overwrite:
         raise ExportError(f"{', '.join(map(str, existing))} exist(s); choose an empty folder or pass --overwrite")

@@ -33,13 +33,23 @@ notebook. A second reserved key, ``_sweep``, declares a parameter sweep (see
 :mod:`lib.runtime.sweep`); a single run ignores it. Everything is validated before anything
 runs: an unknown key lists the valid keys, a wrong type names the key, the expected and the
 given type.
+
+A parameter file must mean the same to the runner and to plain papermill (``papermill -f``, which
+reads YAML 1.1 with PyYAML's safe loader, dates left as text). The runner's loader reads ``1e-3``
+and ``1.0e8`` as numbers where YAML 1.1 reads text, so a value that the two would read differently
+is refused, with the spelling both read alike (``1.0e+8``). Also refused, in files and in ``--set``
+overrides alike: YAML aliases (``*name``; a few hundred bytes of nested aliases expand to billions of
+values), numbers with a leading zero (YAML 1.1 reads ``010`` as the octal 8) and base-60 numbers
+(YAML 1.1 reads ``1:30`` as 90).
 """
 
 from __future__ import annotations
 
 import ast
 import difflib
+import math
 import re
+import reprlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +71,7 @@ __all__ = [
     "Constraint",
     "parse_constraints",
     "SWEEP_KEY",
+    "MAX_SWEEP_POINTS",
     "load_sweep_block",
 ]
 
@@ -68,6 +79,8 @@ __all__ = [
 PROFILE_KEY = "_profile"
 #: Reserved key of a parameter file declaring a sweep: ``{grid: {name: [values, ...]}, metrics: [names]}``.
 SWEEP_KEY = "_sweep"
+#: The most points a sweep's grid may have (the product of its lists' lengths, checked before expanding).
+MAX_SWEEP_POINTS = 1000
 _PROFILE_FIELDS = {"description": str, "expected_runtime": str, "device": str, "cell_timeout": int, "mem_mb": int,
                   "smoke": dict, "synthetic_fallback": bool}
 #: Profiles whose runs may never fall back to synthetic data (``_profile.synthetic_fallback`` defaults to False).
@@ -75,8 +88,39 @@ STRICT_PROFILES = frozenset({"paper"})
 _PROFILE_DEVICES = ("cpu", "gpu")
 
 
-class _Loader(yaml.SafeLoader):
-    """YAML 1.1 safe loader that also reads ``1e-3`` (no dot) as a float and rejects duplicate keys."""
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+
+
+class _PapermillLoader(yaml.SafeLoader):
+    """How papermill reads a parameter file (``papermill -f``): PyYAML's YAML 1.1 safe loader without dates."""
+
+    yaml_implicit_resolvers = {
+        k: [r for r in v if r[0] != _TIMESTAMP] for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+
+class _Refused(yaml.YAMLError):
+    """A YAML construct parameter values may not use; ``where`` is the key path (``""``: the whole value)."""
+
+    def __init__(self, where: str, line: int, explanation: str) -> None:
+        super().__init__(explanation)
+        self.where, self.line, self.explanation = where, line, explanation
+
+
+class _Loader(_PapermillLoader):
+    """The runner's loader: papermill's, plus ``1e-3`` (no dot) read as a float, duplicate keys and aliases refused."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _Refused(
+                "", event.start_mark.line + 1,
+                f"the alias *{event.anchor} repeats a value anchored elsewhere; YAML anchors and aliases are not "
+                "allowed in parameter values (a few hundred bytes of nested aliases expand to billions of values): "
+                "write the values out",
+            )
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         seen: dict[Any, int] = {}
@@ -89,7 +133,7 @@ class _Loader(yaml.SafeLoader):
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None,
-                    f"duplicate key {key!r} (line {seen[key] + 1} and line {key_node.start_mark.line + 1}); "
+                    f"duplicate key {_short(key)} (line {seen[key] + 1} and line {key_node.start_mark.line + 1}); "
                     "keep one of them",
                     key_node.start_mark,
                 )
@@ -98,7 +142,7 @@ class _Loader(yaml.SafeLoader):
 
 
 _Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
+    _FLOAT,
     re.compile(
         r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
         |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
@@ -110,9 +154,96 @@ _Loader.add_implicit_resolver(
     list("-+0123456789."),
 )
 
+_LEADING_ZERO = re.compile(r"[-+]?0[0-9_]+")
+
+
+def _ambiguous_number(text: str, tag: str) -> str | None:
+    """Why a plain scalar read as ``tag`` is a YAML 1.1 surprise (``None``: it is not)."""
+    if tag not in (_INT, _FLOAT):
+        return None
+    if ":" in text:
+        value = yaml.load(text, Loader=_PapermillLoader)  # noqa: S506 - a SafeLoader subclass
+        return (f"`{text}` is a YAML 1.1 base-60 (sexagesimal) number, read as {value!r}; write {value!r} for "
+                f"the number, or quote it ('{text}') for text")
+    if tag == _INT and _LEADING_ZERO.fullmatch(text):
+        sign, digits = (text[0], text[1:]) if text[0] in "+-" else ("", text)
+        decimal = sign.replace("+", "") + (digits.replace("_", "").lstrip("0") or "0")
+        value = yaml.load(text, Loader=_PapermillLoader)  # noqa: S506 - a SafeLoader subclass
+        return (f"`{text}` has a leading zero, which YAML 1.1 reads as the octal number {value!r}; write "
+                f"{decimal} for the decimal number, or quote it ('{text}') for text")
+    return None
+
+
+def _check_numbers(node: Any) -> None:
+    """Refuse octal-looking and base-60 plain scalars anywhere in a composed YAML document (each node once)."""
+    stack: list[tuple[Any, str]] = [(node, "")]
+    seen: set[int] = set()
+    while stack:
+        item, where = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, yaml.ScalarNode):
+            why = _ambiguous_number(item.value, item.tag) if item.style is None else None
+            if why:
+                raise _Refused(where, item.start_mark.line + 1, why)
+        elif isinstance(item, yaml.SequenceNode):
+            stack.extend((child, f"{where}[{i}]") for i, child in reversed(list(enumerate(item.value))))
+        elif isinstance(item, yaml.MappingNode):
+            for key_node, value_node in reversed(item.value):
+                name = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
+                stack.append((value_node, f"{where}.{name}" if where else str(name)))
+                stack.append((key_node, where))
+
 
 def _yaml_load(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    """``text`` read by the runner's loader (see the module docstring); :class:`_Refused` for what it refuses."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_numbers(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _papermill_difference(ours: Any, theirs: Any, where: str = "") -> tuple[str, Any, Any] | None:
+    """The first key path at which two loads of one document differ (type-strict), with both values; or None.
+
+    Each pair of containers is compared once, so values shared within a document cost nothing more.
+    """
+    stack, seen = [(ours, theirs, where)], set()
+    while stack:
+        a, b, path = stack.pop()
+        if isinstance(a, (dict, list)):
+            if (id(a), id(b)) in seen:
+                continue
+            seen.add((id(a), id(b)))
+        if type(a) is not type(b):
+            return path, a, b
+        if isinstance(a, dict):
+            if list(a) != list(b):
+                return path, a, b
+            stack.extend((a[k], b[k], f"{path}.{k}" if path else str(k)) for k in reversed(list(a)))
+        elif isinstance(a, list):
+            if len(a) != len(b):
+                return path, a, b
+            stack.extend((x, y, f"{path}[{i}]") for i, (x, y) in reversed(list(enumerate(zip(a, b)))))
+        elif a != b and not (isinstance(a, float) and math.isnan(a) and math.isnan(b)):
+            return path, a, b
+    return None
+
+
+def _yaml11_float(text: str) -> str:
+    """A spelling of the float ``text`` that YAML 1.1 reads as a float too (``1.0e8`` -> ``1.0e+8``)."""
+    m = re.fullmatch(r"([-+]?)([0-9_]*)(?:\.([0-9_]*))?(?:[eE]([-+]?)([0-9]+))?", text.strip())
+    if m is None:
+        return repr(float(text))
+    sign, whole, frac, esign, exp = m.groups()
+    out = f"{sign}{whole or '0'}.{frac or '0'}"
+    return out + (f"e{esign or '+'}{exp}" if exp is not None else "")
 
 
 class ParameterError(ValueError):
@@ -166,7 +297,7 @@ class Constraint:
             if not ok:
                 which = f" element {i}" if i is not None else ""
                 raise ParameterError(
-                    f"{source}: parameter {name!r}{which} must satisfy `{self.text}`, got {item!r}; "
+                    f"{source}: parameter {name!r}{which} must satisfy `{self.text}`, got {_short(item)}; "
                     "give a value that does (the constraint is declared in the chapter's parameters cell)"
                 )
 
@@ -299,11 +430,19 @@ class _TypeMismatch(Exception):
     pass
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 3, 50, 50, 40
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = _REPR.maxfrozenset = _REPR.maxdeque = 6
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """A bounded ``repr`` of any value (nested and long values are cut), for error messages."""
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _describe(value: Any) -> str:
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{type(value).__name__} {text}"
+    return f"{type(value).__name__} {_short(value)}"
 
 
 def _checker_from_annotation(node: ast.expr | None, default: Any) -> tuple[Callable[[Any], Any], str]:
@@ -458,11 +597,30 @@ def _read_text(path: Path) -> Any:
 
 
 def _yaml_text(path: Path) -> Any:
+    """A parameter file read by the runner's loader, refused where papermill would read it otherwise."""
     text = _read_text(path)
     try:
-        return _yaml_load(text)
+        data = _yaml_load(text)
+    except _Refused as err:
+        key = f"{err.where} (line {err.line})" if err.where else f"line {err.line}"
+        raise ParameterError(f"parameter file {path}: {key}: {err.explanation}") from None
     except yaml.YAMLError as err:
         raise ParameterError(f"parameter file {path} is not valid YAML: {err}") from None
+    theirs = yaml.load(text, Loader=_PapermillLoader)  # noqa: S506 - a SafeLoader subclass
+    diff = _papermill_difference(data, theirs)
+    if diff is not None:
+        where, ours, plain = diff
+        key = where or "the document"
+        if isinstance(ours, float) and isinstance(plain, str):
+            fix = (f"write {_yaml11_float(plain)} (YAML 1.1 reads a number with an exponent only when it has a dot "
+                   "and a signed exponent) so both read the number")
+        else:
+            fix = "write it so both read the same (quote it if it is text)"
+        raise ParameterError(
+            f"parameter file {path}: {key} reads as {_describe(ours)} in the runner but as {_describe(plain)} in "
+            f"plain papermill (`papermill -f`, YAML 1.1); {fix}"
+        )
+    return data
 
 
 def load_parameter_file(path: str | Path) -> tuple[dict[str, Any], ProfileInfo]:
@@ -475,7 +633,7 @@ def load_parameter_file(path: str | Path) -> tuple[dict[str, Any], ProfileInfo]:
         raise ParameterError(f"parameter file {path} must be a mapping of name: value, got {type(data).__name__}")
     bad = [k for k in data if not isinstance(k, str)]
     if bad:
-        raise ParameterError(f"parameter file {path}: keys must be strings, got {bad!r}")
+        raise ParameterError(f"parameter file {path}: keys must be strings, got {_short(bad)}")
     _check_sweep(data.pop(SWEEP_KEY, None), path)  # a sweep's grid is for lib.runtime.sweep; a single run ignores it
     info_raw = data.pop(PROFILE_KEY, None) or {}
     if not isinstance(info_raw, dict):
@@ -520,12 +678,19 @@ def _check_sweep(raw: Any, path: Path) -> dict[str, Any] | None:
         raise ParameterError(f"{where}.grid must be a non-empty mapping of parameter: [values], e.g. {example}")
     for key, values in grid.items():
         if not isinstance(key, str) or key.startswith("_"):
-            raise ParameterError(f"{where}.grid: {key!r} is not a parameter name")
+            raise ParameterError(f"{where}.grid: {_short(key)} is not a parameter name")
         if not isinstance(values, list) or not values:
             raise ParameterError(
                 f"{where}.grid.{key} must be a non-empty list of values, got {_describe(values)}; "
-                f"write {key}: [{values!r}] for a single value"
+                f"write {key}: [{_short(values)}] for a single value"
             )
+    size = math.prod(len(values) for values in grid.values())
+    if size > MAX_SWEEP_POINTS:
+        shape = " x ".join(f"{len(values)} {key}" for key, values in grid.items())
+        raise ParameterError(
+            f"{where}.grid has {size} points ({shape}), more than the {MAX_SWEEP_POINTS} a sweep may have (each "
+            "point is one run); thin the lists or split the sweep into several sweep files"
+        )
     metrics = raw.get("metrics", [])
     if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
         raise ParameterError(f"{where}.metrics must be a list of metric names, got {_describe(metrics)}")
@@ -545,7 +710,11 @@ def load_sweep_block(path: str | Path) -> dict[str, Any] | None:
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """Parse a ``key=value`` command-line override; the value is read as YAML (``3`` → int, ``[1, 2]`` → list)."""
+    """Parse a ``key=value`` command-line override; the value is read as YAML (``3`` → int, ``[1, 2]`` → list).
+
+    Text that is not YAML is taken as a string. Refused (:class:`ParameterError`): aliases, and numbers
+    YAML 1.1 reads unlike a person (``010``: octal 8; ``1:30``: base 60, 90).
+    """
     if "=" not in text:
         raise ParameterError(f"override {text!r} must look like key=value")
     key, raw = text.split("=", 1)
@@ -554,6 +723,10 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ParameterError(f"override {text!r}: {key!r} is not a valid parameter name")
     try:
         value = _yaml_load(raw) if raw.strip() else ""
+    except _Refused as err:
+        path = err.where if err.where.startswith("[") else f".{err.where}"
+        where = f" (at {key}{path})" if err.where else ""
+        raise ParameterError(f"override {_short(text)}{where}: {err.explanation}") from None
     except yaml.YAMLError:
         value = raw
     return key, value
@@ -567,8 +740,9 @@ def validate(
     Raises
     ------
     ParameterError
-        For an unknown key (with the closest valid names and the full list) or a value of
-        the wrong type (naming key, expected and given type).
+        For an unknown key (with the closest valid names and the full list), a value of
+        the wrong type (naming key, expected and given type) or a value outside the key's
+        ``check:`` constraints (naming key, constraint and value).
     """
     out: dict[str, Any] = {}
     for key, value in values.items():

@@ -13,7 +13,9 @@ A *sweep file* is an ordinary parameter file ``parameters/<study>/sweep_<name>.y
 
 Each point of the grid is one runner call with validated ``--set`` overrides
 (:func:`expand_sweep`), written to ``_runs/<study>/<sweep>/<point>/``; the point's id
-(:func:`point_id`) is stable, readable and safe as a directory name. The workflow
+(:func:`point_id`) is stable, readable and safe as a directory name. A grid of more than
+:data:`lib.runtime.params.MAX_SWEEP_POINTS` points (the product of its lists' lengths) is refused
+before it is expanded. The workflow
 (``workflow/Snakefile``) runs the points; :func:`gather_runs` reads every run's
 ``metrics.json`` and ``provenance.json`` under ``_runs/`` into one tidy table (one row
 per run and metric) and :func:`write_tables` writes it, and one table per sweep, as CSV
@@ -54,6 +56,7 @@ __all__ = [
     "expand_sweep",
     "parse_runtime",
     "job_resources",
+    "data_source_text",
     "gather_runs",
     "sweep_table",
     "write_tables",
@@ -161,8 +164,9 @@ def expand_sweep(study: Study, path: str | Path, *, notebook: Any = None) -> Swe
     Raises
     ------
     lib.runtime.params.ParameterError
-        The file has no ``_sweep``, a grid key is not a parameter, a value has the wrong
-        type, or two points would get the same id.
+        The file has no ``_sweep``, the grid has more than :data:`~lib.runtime.params.MAX_SWEEP_POINTS`
+        points, a grid key is not a parameter, a value has the wrong type, or two points would get
+        the same id.
     """
     path = Path(path)
     block = load_sweep_block(path)

@@ -20,8 +20,14 @@ def test_toc_files_walks_parts_and_sections():
     assert toc_files(toc) == ["intro", "a", "b"]
 
 
-def test_fixture_book_builds_with_glued_number(minibook):
+def _took(minibook: Path) -> float:
+    return json.loads((minibook / "_runs" / "demo" / "lab" / "provenance.json").read_text())["duration_s"]
+
+
+def test_fixture_book_builds_with_glued_number(minibook, capsys):
     html = build_book("lab", root=minibook, progress=False)
+    # the chapter's own time from its provenance.json, not the time of the workflow that ran it
+    assert f"[book] demo/lab: ran in {_took(minibook):.0f} s\n" in capsys.readouterr().err
     page = (html / "book" / "demo" / "demo.html").read_text()
     assert 'The total is <span class="pasted-text">42.00</span>' in page  # glued from the lab run (n=21, scale=2)
     assert "Provenance: demo" in page  # the collapsed provenance cell
@@ -39,11 +45,15 @@ def test_fixture_book_builds_with_glued_number(minibook):
     # nothing changed: the second build reuses the run instead of executing again
     runs = run_studies("lab", root=minibook, progress=False)
     assert [r.reused for r in runs] == [True]
+    ended = runs[0].result.provenance["ended"]
+    assert runs[0].seconds == _took(minibook)  # the reused run's own time
+    assert runs[0].summary() == f"demo/lab: reused (its run took {_took(minibook):.0f} s, ended {ended})"
     # a parameter change re-executes
     p = minibook / "parameters" / "demo" / "lab.yaml"
     p.write_text(p.read_text().replace("n: 21", "n: 5"))
     runs = run_studies("lab", root=minibook, progress=False)
     assert [r.reused for r in runs] == [False]
+    assert runs[0].seconds == _took(minibook) and runs[0].summary() == f"demo/lab: ran in {_took(minibook):.0f} s"
     assert json.loads((minibook / "_runs/demo/lab/metrics.json").read_text())["total"] == 10.0
 
 

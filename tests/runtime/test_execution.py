@@ -1,18 +1,20 @@
-"""The execution page's table: every chapter run with its provenance, data source from the record or notebook."""
+"""The execution page's table: every chapter run with its provenance, data source from the runner's record."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from lib.core import registry
 from lib.runtime.execution import (
     COLUMNS,
-    FALLBACK_NOTICE,
+    DATA_SOURCES,
     book_profile,
     data_source,
     execution_records,
     execution_table,
 )
+from lib.runtime.run import run_study
 
 
 def _run(runs: Path, study: str, profile: str, **extra) -> Path:
@@ -28,9 +30,8 @@ def _run(runs: Path, study: str, profile: str, **extra) -> Path:
 
 def test_records_from_provenance(tmp_path):
     runs = tmp_path / "_runs"
-    _run(runs, "pgnaa", "lab", data_source={"nist": "real"})
-    d = _run(runs, "nuclei", "lab")
-    (d / "nuclei.ipynb").write_text(json.dumps({"outputs": f"{FALLBACK_NOTICE}dsb2018)"}))
+    _run(runs, "pgnaa", "lab", **{DATA_SOURCES: {"nist-pgaa": "real", "dsb2018": "synthetic (absent)"}})
+    _run(runs, "nuclei", "lab", **{DATA_SOURCES: {}})
     _run(runs, "nuclei", "ci", duration_s=42.0, device="cpu")
     (runs / "pgnaa" / "sweep_epochs" / "p1").mkdir(parents=True)  # a sweep point: not a chapter run
     (runs / "pgnaa" / "sweep_epochs" / "p1" / "provenance.json").write_text("{}")
@@ -42,16 +43,36 @@ def test_records_from_provenance(tmp_path):
     assert lab["wall time"] == "5.2 min" and ci["wall time"] == "42 s"
     assert lab["commit"] == "0123456789ab +dirty" and lab["device"] == "cuda (H200)" and ci["device"] == "cpu"
     assert lab["finished (UTC)"] == "2026-12-01T10:00:00"
-    assert lab["data source"] == "synthetic fallback: dsb2018"
-    assert pg["data source"] == "nist: real"
-    assert ci["data source"] == "not recorded"  # no notebook, no record
+    assert lab["data source"] == "no dataset read"
+    assert pg["data source"] == "dsb2018: synthetic (absent); nist-pgaa: real"
+    assert ci["data source"] == "not recorded"  # a folder from before the runner kept the record
     assert list(execution_table(runs).columns) == list(COLUMNS)
 
 
-def test_data_source_without_fallback_and_empty_runs(tmp_path):
-    d = _run(tmp_path / "_runs", "radiative", "lab")
-    (d / "radiative.ipynb").write_text("{}")
-    assert data_source(d) == "no synthetic fallback"
+def test_data_source_is_what_the_runner_records(minibook, tmp_path, monkeypatch):
+    """The fixture chapter run by the runner itself: once reading a registered dataset (absent: the synthetic
+    fallback), once reading none. The page must show what the runner wrote, not a spelling of its own."""
+    monkeypatch.delenv(registry.MIRROR_ENV, raising=False)
+    monkeypatch.setenv(registry.CACHE_ENV, str(tmp_path / "empty-cache"))
+    runs = minibook / "_runs"
+    (minibook / "parameters" / "demo" / "data.yaml").write_text("profile: data\nn: 3\ndataset: unitobrain-samples\n")
+    fell_back = run_study("demo", "data", root=minibook, progress=False)
+    plain = run_study("demo", "lab", root=minibook, progress=False)
+    assert (fell_back.out_dir, plain.out_dir) == (runs / "demo" / "data", runs / "demo" / "lab")
+    written = json.loads((runs / "demo" / "data" / "provenance.json").read_text())[DATA_SOURCES]
+    assert written == fell_back.provenance[DATA_SOURCES]
+    assert list(written) == ["unitobrain-samples"] and written["unitobrain-samples"].startswith("synthetic (")
+    assert json.loads((runs / "demo" / "lab" / "provenance.json").read_text())[DATA_SOURCES] == {}
+    records = {r["profile"]: r for r in execution_records(runs, shown_profile="lab")}
+    assert records["data"]["data source"] == f"unitobrain-samples: {written['unitobrain-samples']}"
+    assert records["lab"]["data source"] == "no dataset read"
+    assert data_source(plain.out_dir) == "no dataset read"
+    # the record alone: a notebook's text is not searched, whatever it says
+    (plain.out_dir / "demo.ipynb").write_text(json.dumps({"text": "Real data unavailable: synthetic fallback"}))
+    assert data_source(plain.out_dir) == "no dataset read"
+
+
+def test_empty_runs(tmp_path):
     assert execution_records(tmp_path / "nothing") == []
     assert execution_table(tmp_path / "nothing").empty
 

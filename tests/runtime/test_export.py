@@ -116,3 +116,33 @@ def test_real_chapters_export_as_valid_notebooks(study, tmp_path):
     nbformat.validate(nb)
     assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells)
     assert "{solution}" not in out.notebook.read_text() and "{exercise}" in out.notebook.read_text()
+
+
+def test_an_edition_never_overwrites_the_chapter_or_lands_in_the_book(minibook, tmp_path, monkeypatch, capsys):
+    source = minibook / "book" / "demo" / "demo.md"
+    original = source.read_text()
+    monkeypatch.setenv("STUDIES_ROOT", str(minibook))
+    assert main(["export", "demo", "--student", str(minibook / "book" / "demo"), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert f"refusing to write the student edition to {source}: that is the chapter's own source" in err
+    assert "--overwrite does not change this" in err and "outside book/ and parameters/" in err
+    assert "Traceback" not in err
+    for dest in (minibook / "book", minibook / "book" / "new", minibook / "parameters" / "demo"):
+        with pytest.raises(ExportError, match=r"that is inside .*, among the book's own sources"):
+            export_study("demo", dest, root=minibook, overwrite=True)
+        with pytest.raises(ExportError, match="the book's own sources"):
+            export_study("demo", dest, student=False, root=minibook, overwrite=True)
+    # through symlinks: a folder that is the chapter's folder, and a file that is the chapter
+    (tmp_path / "alias").symlink_to(minibook / "book" / "demo", target_is_directory=True)
+    with pytest.raises(ExportError, match=r"alias/demo\.md \(that is .*book/demo/demo\.md\): that is the chapter's"):
+        export_study("demo", tmp_path / "alias", root=minibook, overwrite=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    moved = elsewhere / "demo.md"  # the chapter's source kept outside the checkout, linked into book/
+    source.rename(moved)
+    source.symlink_to(moved)
+    with pytest.raises(ExportError, match="the chapter's own source"):
+        export_study("demo", elsewhere, root=minibook, overwrite=True)
+    assert moved.read_text() == original and not (elsewhere / "demo.ipynb").exists()
+    assert not (minibook / "book" / "new").exists() and not list((minibook / "book").rglob("*.ipynb"))
+    assert export_study("demo", tmp_path / "handout", root=minibook).solutions_removed == 2  # elsewhere: fine

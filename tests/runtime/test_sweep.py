@@ -111,6 +111,38 @@ def test_bad_grid_is_rejected_before_running(minibook, grid, message):
         expand_sweep(get_study("demo", minibook), path)
 
 
+def _grid(**lengths: int) -> str:
+    values = {"seed": lambda i: i, "n": lambda i: i + 1, "scale": lambda i: 0.5 * (i + 1), "sleep_s": lambda i: 0.1 * i}
+    lists = [f"{k}: [{', '.join(repr(values[k](i)) for i in range(size))}]" for k, size in lengths.items()]
+    return "_sweep: {grid: {" + ", ".join(lists) + "}}\n"
+
+
+def test_sweep_grid_size_is_capped_before_expanding(minibook, monkeypatch):
+    import lib.runtime.sweep as sweep_module
+    from lib.runtime.params import MAX_SWEEP_POINTS
+
+    assert MAX_SWEEP_POINTS == 1000
+    study = get_study("demo", minibook)
+    path = _write(minibook / "parameters" / "demo" / "sweep_big.yaml", _grid(seed=11, n=10, scale=10))
+    expected = (f"parameter file {path}: _sweep.grid has 1100 points (11 seed x 10 n x 10 scale), more than the "
+                "1000 a sweep may have (each point is one run); thin the lists or split the sweep")
+    for read in (lambda: expand_sweep(study, path), lambda: load_parameter_file(path), lambda: list_sweeps(minibook)):
+        with pytest.raises(ParameterError) as err:
+            read()
+        assert expected in str(err.value)
+
+    def no_expansion(overrides):
+        raise AssertionError("the grid was expanded before its size was checked")
+
+    monkeypatch.setattr(sweep_module, "point_id", no_expansion)
+    _write(path, _grid(seed=10, n=10, scale=10, sleep_s=10))  # a few hundred bytes, 10**4 points
+    with pytest.raises(ParameterError, match=r"grid has 10000 points \(10 seed x 10 n x 10 scale x 10 sleep_s\)"):
+        expand_sweep(study, path)
+    monkeypatch.undo()
+    _write(path, _grid(seed=10, n=10, scale=10))  # the cap itself is allowed
+    assert len(expand_sweep(study, path).points) == 1000
+
+
 def test_sweep_files_are_not_run_profiles(swept):
     st = get_study("demo", swept)
     assert "sweep_scale" in st.profiles
