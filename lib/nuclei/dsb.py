@@ -67,6 +67,17 @@ _IMG_EXT = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 
 # --------------------------------------------------------------------------------------- reading
+def _bomb(what: str, path: Path, exc: Exception) -> ValueError:
+    """The error for an image whose declared size exceeds Pillow's decompression-bomb limit."""
+    return ValueError(
+        f"refusing to decode {what} {path}: its header declares more pixels than Pillow's decompression-bomb "
+        f"limit ({str(exc).rstrip('.')}). A DSB 2018 image is about 1,000 x 1,400 pixels, so the file is "
+        "damaged or crafted to exhaust memory: replace it with the original file. If it is a genuine image that "
+        "large, raise "
+        "PIL.Image.MAX_IMAGE_PIXELS before reading it."
+    )
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as RGB.
 
@@ -79,6 +90,14 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     -------
     numpy.ndarray
         ``(H, W, 3)`` uint8.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If it cannot be decoded or its header declares more pixels than Pillow's
+        decompression-bomb limit; the message names the file and the fix.
     """
     path = Path(path)
     if not path.is_file():
@@ -90,6 +109,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
                 a = np.round(255 * (a - a.min()) / max(np.ptp(a), 1e-12))
                 return np.repeat(a.astype(np.uint8)[..., None], 3, axis=2)
             return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    except Image.DecompressionBombError as exc:
+        raise _bomb("image", path, exc) from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ValueError(f"cannot decode image {path}: {exc}. Is it a valid PNG/JPEG file?") from exc
 
@@ -97,24 +118,57 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 def read_label_map(path: str | os.PathLike) -> np.ndarray:
     """Read an instance-label image (0 = background, k = nucleus k).
 
+    A grey or palette image with an alpha channel (mode ``LA``/``La``/``PA``, as some editors save
+    label PNGs) has its alpha dropped: the labels are the grey or palette values. That is refused
+    when a fully transparent pixel carries a non-zero label, since it is then unclear whether the
+    pixel is background.
+
     Returns
     -------
     numpy.ndarray
         ``(H, W)`` int32.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If it cannot be decoded, exceeds Pillow's decompression-bomb limit, is a colour or other
+        multi-band image, or labels transparent pixels; the message names the file and the fix.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"label file not found: {path}")
     try:
         with Image.open(path) as im:
-            if im.mode in ("RGB", "RGBA"):
+            mode = im.mode
+            if mode in ("RGB", "RGBA"):
                 raise ValueError(
-                    f"label map {path} is a colour image (mode {im.mode}); expected a single-channel "
+                    f"label map {path} is a colour image (mode {mode}); expected a single-channel "
                     "integer label image (e.g. uint16 PNG with 0 = background, 1..N = nuclei)"
                 )
             a = np.asarray(im)
+    except Image.DecompressionBombError as exc:
+        raise _bomb("label map", path, exc) from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ValueError(f"cannot decode label map {path}: {exc}") from exc
+    if mode in ("LA", "La", "PA") and a.ndim == 3 and a.shape[2] == 2:
+        labels, alpha = a[..., 0], a[..., 1]
+        hidden = (alpha == 0) & (labels != 0)
+        if hidden.any():
+            r, c = (int(v) for v in np.argwhere(hidden)[0])
+            raise ValueError(
+                f"label map {path} (mode {mode}, grey + alpha) has {int(hidden.sum())} fully transparent pixel(s) "
+                f"with a non-zero label (first at row {r}, column {c}: label {int(labels[r, c])}), so it is unclear "
+                "whether they are nuclei or background; save the labels without an alpha channel (a single-band "
+                "grey or uint16 PNG with 0 = background, 1..N = nuclei)"
+            )
+        a = labels
+    if a.ndim != 2:
+        raise ValueError(
+            f"label map {path} has {a.shape[2] if a.ndim == 3 else a.ndim} bands (mode {mode}); expected a "
+            "single-channel integer label image (e.g. uint16 PNG with 0 = background, 1..N = nuclei)"
+        )
     return a.astype(np.int32)
 
 
@@ -124,7 +178,9 @@ def _read_binary(path: Path) -> np.ndarray:
         raise FileNotFoundError(f"mask file not found: {path}")
     try:
         with Image.open(path) as im:
-            a = np.asarray(im.convert("L"))
+            a = np.asarray(im.convert("L"))  # grey + alpha (LA) and RGBA drop their alpha here
+    except Image.DecompressionBombError as exc:
+        raise _bomb("mask", path, exc) from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ValueError(f"cannot decode mask {path}: {exc}") from exc
     return a > 127
@@ -442,13 +498,14 @@ def seed_split(items: Sequence, split: float = 0.2, random_state: int = 42) -> t
 
     ``size = int(len(items) * split)``; ``train, valid = train_test_split(items, test_size=size,
     random_state=42)``; ``train, test = train_test_split(train, test_size=size, random_state=42)``.
-    670 items give 402/134/134.
+    670 items give 402/134/134. Made by :func:`lib.core.splits.split_ids` (``stream="sklearn"``
+    draws exactly what those two calls draw), which refuses duplicate ids and overlapping parts.
 
     Returns
     -------
     (train, valid, test) : tuple of lists
     """
-    from sklearn.model_selection import train_test_split
+    from lib.core.splits import split_ids
 
     items = list(items)
     if items != sorted(items):
@@ -456,9 +513,8 @@ def seed_split(items: Sequence, split: float = 0.2, random_state: int = 42) -> t
     size = int(len(items) * split)
     if size < 1 or len(items) - 2 * size < 1:
         raise ValueError(f"{len(items)} items are too few for two splits of {split:.0%}")
-    train, valid = train_test_split(items, test_size=size, random_state=random_state)
-    train, test = train_test_split(train, test_size=size, random_state=random_state)
-    return list(train), list(valid), list(test)
+    s = split_ids(items, sizes=(size, size), names=("train", "valid", "test"), seed=random_state, stream="sklearn")
+    return s["train"], s["valid"], s["test"]
 
 
 def dsb_split_ids(root: str | os.PathLike) -> dict[str, list[str]]:
@@ -517,7 +573,9 @@ class NucleiArrays:
         return (torch.from_numpy(self.images).float() / 255.0, torch.from_numpy(self.soft).float() / 255.0)
 
     @staticmethod
-    def from_records(records: Sequence[NucleiRecord], size: int, modality: Sequence[str] | None = None, bgr: bool = False) -> NucleiArrays:
+    def from_records(
+        records: Sequence[NucleiRecord], size: int, modality: Sequence[str] | None = None, bgr: bool = False
+    ) -> NucleiArrays:
         """Preprocess native-resolution records to ``size x size`` (see :func:`preprocess_image`)."""
         n = len(records)
         images = np.empty((n, 3, size, size), np.uint8)

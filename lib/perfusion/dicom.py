@@ -11,11 +11,19 @@ Frames are grouped by the z of ``ImagePositionPatient`` and ordered in time by f
 groups by z, never by index. SimpleITK (GDCM) decodes every transfer syntax used here,
 including JPEG-lossless, and applies ``RescaleSlope``/``RescaleIntercept``, so values come out
 in physical units (HU, ml/100 g, ml/100 g/min, s).
+
+A file's image header is checked against its pixels before they are decoded (pydicom reads the
+header): ``BitsStored <= BitsAllocated`` and ``HighBit = BitsStored - 1``; native (uncompressed)
+pixel data must hold exactly ``Rows x Columns x SamplesPerPixel x BitsAllocated/8 x NumberOfFrames``
+bytes; a JPEG stream's own rows, columns, components and precision must match the header; and the
+decoded image must have the header's size. A file that fails any of these would otherwise decode
+to plausible-looking garbage (a cut-off image, rows folded into columns, bytes read as pixels).
 """
 
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,21 +80,198 @@ def _first_number(text: str | None) -> float | None:
     return float(m.group()) if m else None
 
 
+#: JPEG start-of-frame markers (SOF0-SOF15 without DHT, JPG and DAC; SOF55 of JPEG-LS): P, Y, X, Nf follow.
+_SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF, 0xF7})
+_FIX = (
+    "re-copy or re-export the file from its source (PACS, scanner or the dataset's archive); a file whose "
+    "header does not describe its pixels cannot be read safely"
+)
+
+
+def _header_int(ds, keyword: str, path: Path, *, default: int | None = None) -> int:
+    value = ds.get(keyword, default)
+    if value is None or value == "":
+        raise ValueError(f"{path}: the DICOM image header lacks {keyword}, so its pixels cannot be laid out; {_FIX}")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: DICOM {keyword} is {value!r}, not an integer; {_FIX}") from None
+
+
+def _jpeg_frame_header(stream: bytes) -> tuple[int, int, int, int] | None:
+    """``(precision, rows, columns, components)`` of a JPEG/JPEG-LS stream's start-of-frame segment, if found."""
+    i = 2 if stream[:2] == b"\xff\xd8" else None
+    while i is not None and i + 4 <= len(stream):
+        if stream[i] != 0xFF:
+            return None
+        marker = stream[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        length = int.from_bytes(stream[i + 2:i + 4], "big")
+        if marker in _SOF_MARKERS and i + 10 <= len(stream):
+            y, x = int.from_bytes(stream[i + 5:i + 7], "big"), int.from_bytes(stream[i + 7:i + 9], "big")
+            return stream[i + 4], y, x, stream[i + 9]
+        if marker == 0xDA or length < 2:  # start of scan before any frame header, or a broken segment
+            return None
+        i += 2 + length
+    return None
+
+
+def _packbits_length(segment: bytes) -> int:
+    """Number of bytes a DICOM RLE (PackBits) segment decodes to, without decoding it."""
+    n = i = 0
+    size = len(segment)
+    while i < size:
+        h = segment[i]
+        if h < 128:  # literal run of h + 1 bytes (cut short at the end: a trailing pad byte adds nothing)
+            n += min(h + 1, size - i - 1)
+            i += h + 2
+        elif h > 128:  # the next byte repeated 257 - h times
+            n += 257 - h if i + 1 < size else 0
+            i += 2
+        else:  # 128: no operation
+            i += 1
+    return n
+
+
+def _rle_layout(frame: bytes) -> tuple[int, int]:
+    """``(number of segments, decoded bytes of the first segment)`` of one DICOM RLE frame."""
+    if len(frame) < 64:
+        raise ValueError(f"the RLE header needs 64 bytes, the frame holds {len(frame)}")
+    header = np.frombuffer(frame[:64], dtype="<u4")
+    count = int(header[0])
+    if not 1 <= count <= 15:
+        raise ValueError(f"the RLE header announces {count} segments (1 to 15 allowed)")
+    start, stop = int(header[1]), int(header[2]) if count > 1 else len(frame)
+    if not 64 <= start < stop <= len(frame):
+        raise ValueError(f"the first RLE segment runs from byte {start} to {stop} of a {len(frame)}-byte frame")
+    return count, _packbits_length(frame[start:stop])
+
+
+def _check_pixel_header(path: Path) -> tuple[int, int]:
+    """Check a DICOM file's image header against its pixel data; return ``(Rows, Columns)``.
+
+    Raises
+    ------
+    ValueError
+        Inconsistent bits fields, native pixel data of the wrong length (truncated, or ``Rows``,
+        ``Columns`` or ``BitsAllocated`` wrong), or a JPEG stream whose size, components or
+        precision disagree with the header. The message names the file, the numbers and the fix.
+    """
+    import pydicom
+    import pydicom.encaps
+    from pydicom.errors import InvalidDicomError
+
+    unreadable = (
+        f"cannot read {path} as a DICOM image: no image header (Rows, Columns) and no pixel data were found, so "
+        "the file is truncated or not DICOM; check that the file is complete and a DICOM image, and re-copy it "
+        "from its source if it was cut"
+    )
+    try:
+        with warnings.catch_warnings():  # pydicom's warnings about a damaged file become the error below
+            warnings.simplefilter("ignore")
+            try:
+                ds = pydicom.dcmread(path, defer_size=1024)
+            except InvalidDicomError:  # no 128-byte preamble: a bare data set, which GDCM also reads
+                ds = pydicom.dcmread(path, defer_size=1024, force=True)
+    except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError) as err:
+        raise ValueError(f"{unreadable} (pydicom: {str(err).strip()[:200]})") from err
+    if "PixelData" not in ds and "Rows" not in ds:
+        raise ValueError(unreadable)
+    if "PixelData" not in ds:
+        raise ValueError(f"{path}: the DICOM file holds no pixel data (PixelData, 7FE0,0010); {_FIX}")
+    rows, cols = _header_int(ds, "Rows", path), _header_int(ds, "Columns", path)
+    allocated = _header_int(ds, "BitsAllocated", path)
+    stored = _header_int(ds, "BitsStored", path, default=allocated)
+    high = _header_int(ds, "HighBit", path, default=stored - 1)
+    samples = _header_int(ds, "SamplesPerPixel", path, default=1)
+    frames = _header_int(ds, "NumberOfFrames", path, default=1)
+    if rows < 1 or cols < 1 or samples < 1 or frames < 1:
+        raise ValueError(
+            f"{path}: the DICOM header declares Rows {rows}, Columns {cols}, SamplesPerPixel {samples}, "
+            f"NumberOfFrames {frames}; each must be at least 1; {_FIX}"
+        )
+    if allocated not in (1, 8, 16, 32, 64) or not 1 <= stored <= allocated or high != stored - 1:
+        raise ValueError(
+            f"{path}: inconsistent DICOM bits fields: BitsAllocated {allocated}, BitsStored {stored}, HighBit "
+            f"{high}; DICOM requires BitsAllocated in 1, 8, 16, 32, 64, BitsStored <= BitsAllocated and "
+            f"HighBit = BitsStored - 1, so the pixel values cannot be trusted; {_FIX}"
+        )
+    declared = (
+        "Rows x Columns x SamplesPerPixel x BitsAllocated/8 x NumberOfFrames = "
+        f"{rows} x {cols} x {samples} x {allocated}/8 x {frames}"
+    )
+    raw = ds.get_item("PixelData", keep_deferred=True)
+    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    undefined = getattr(raw, "length", None) == 0xFFFFFFFF
+    if undefined or (syntax is not None and pydicom.uid.UID(syntax).is_encapsulated):
+        try:
+            first = next(pydicom.encaps.generate_fragmented_frames(ds.PixelData, number_of_frames=frames))
+            rle = _rle_layout(b"".join(first)) if syntax == pydicom.uid.RLELossless else None
+        except (ValueError, StopIteration, KeyError, OSError, EOFError) as err:
+            raise ValueError(
+                f"{path}: the compressed pixel data (transfer syntax {syntax}) are not a valid sequence of "
+                f"fragments ({err}); the file is truncated or damaged; {_FIX}"
+            ) from None
+        if rle is not None:
+            segments, decoded = rle
+            per_sample = -(-allocated // 8)
+            if segments != samples * per_sample or decoded not in (rows * cols, rows * cols + 1):
+                raise ValueError(
+                    f"{path}: the RLE pixel data hold {segments} segment(s) of {decoded} bytes, but the DICOM "
+                    f"header declares SamplesPerPixel {samples} x BitsAllocated {allocated}/8 = "
+                    f"{samples * per_sample} segment(s) of Rows x Columns = {rows} x {cols} = {rows * cols} "
+                    f"bytes; the header was edited or belongs to another image; {_FIX}"
+                )
+        sof = _jpeg_frame_header(first[0]) if first else None
+        if sof is not None:
+            precision, y, x, nf = sof
+            if (y, x) != (rows, cols) or nf != samples or precision > allocated:
+                raise ValueError(
+                    f"{path}: the JPEG stream holds {y} rows x {x} columns, {nf} component(s) of {precision} bits, "
+                    f"but the DICOM header declares Rows {rows}, Columns {cols}, SamplesPerPixel {samples}, "
+                    f"BitsAllocated {allocated}; the header was edited or belongs to another image; {_FIX}"
+                )
+        return rows, cols
+    expected = -(-rows * cols * samples * frames * allocated // 8)
+    value, tell = getattr(raw, "value", None), getattr(raw, "value_tell", None)
+    length = int(getattr(raw, "length", None) or (len(value) if value is not None else 0))
+    size = path.stat().st_size
+    if tell is not None and tell + length > size:  # the element's own length runs past the end of the file
+        raise ValueError(
+            f"{path}: the file is truncated: its pixel data should hold {length} bytes from byte {tell}, but the "
+            f"file ends at byte {size}; {_FIX}"
+        )
+    if length not in (expected, expected + expected % 2):
+        what = "too short (a truncated file?)" if length < expected else "too long"
+        raise ValueError(
+            f"{path}: the pixel data hold {length} bytes but the header declares {declared} = {expected} bytes: "
+            f"{what}; Rows, Columns or BitsAllocated was edited, or the pixel data were cut; {_FIX}"
+        )
+    return rows, cols
+
+
 def read_dicom(path: str | Path) -> DicomSlice:
-    """Read one single-frame DICOM file with SimpleITK.
+    """Read one single-frame DICOM file with SimpleITK, after checking its header against its pixels.
 
     Raises
     ------
     FileNotFoundError
         If the file does not exist.
     ValueError
-        If it cannot be decoded (not DICOM, truncated, or an unsupported compression).
+        If it cannot be decoded (not DICOM, truncated, or an unsupported compression), or if its
+        header does not describe its pixel data: ``BitsStored > BitsAllocated``, ``HighBit !=
+        BitsStored - 1``, native pixel data whose length is not ``Rows x Columns x SamplesPerPixel
+        x BitsAllocated/8 x NumberOfFrames`` bytes, or a JPEG stream whose size, components or
+        precision disagree with ``Rows``, ``Columns``, ``SamplesPerPixel`` and ``BitsAllocated``.
     """
     import SimpleITK as sitk
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"DICOM file not found: {path}")
+    rows, cols = _check_pixel_header(path)  # before decoding: a wrong header can make GDCM allocate or misread
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     reader.SetImageIO("GDCMImageIO")
@@ -107,6 +292,11 @@ def read_dicom(path: str | Path) -> DicomSlice:
         if arr.shape[0] != 1:
             raise ValueError(f"{path} holds {arr.shape[0]} frames; expected a single-frame slice")
         arr = arr[0]
+    if arr.shape[:2] != (rows, cols):
+        raise ValueError(
+            f"{path}: the pixel data decode to {arr.shape[0]} rows x {arr.shape[1]} columns, but the DICOM header "
+            f"declares Rows {rows}, Columns {cols}; the header was edited or belongs to another image; {_FIX}"
+        )
     sx, sy = img.GetSpacing()[:2]
     ipp = tag("0020|0032")
     z = float(ipp.split("\\")[2]) if ipp and ipp.count("\\") >= 2 else float(img.GetOrigin()[2])

@@ -9,6 +9,7 @@ instead of the material (:func:`rebin`).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,9 @@ __all__ = [
 
 CSV_ENERGY_COLUMN = "Energy (keV)"
 CSV_COUNTS_COLUMN = "Counts"
+#: Largest count per channel a file may hold: 2**53 is the last integer float64 represents exactly (int64 ends
+#: at 2**63 - 1); no detector channel records that many events, so a larger value means a corrupt file.
+_MAX_COUNT = 2**53
 
 
 @dataclass(frozen=True)
@@ -178,7 +182,7 @@ def read_csv(path: str | Path, *, label: str | None = None) -> Spectrum:
         If the file does not exist.
     ValueError
         On missing columns, non-numeric cells, non-increasing energies, negative or
-        non-integer counts.
+        non-integer counts, or a count above 2**53 (which int64 could not hold or float64 not exactly).
     """
     import pandas as pd
 
@@ -201,6 +205,13 @@ def read_csv(path: str | Path, *, label: str | None = None) -> Spectrum:
         raise ValueError(f"{path}: non-numeric value in the spectrum columns ({err})") from None
     _check_energy(energy, str(path))
     _check_counts(counts, str(path), integer=True)
+    if counts.size and counts.max() > _MAX_COUNT:
+        i = int(np.argmax(counts))
+        raise ValueError(
+            f"{path}: data row {i + 1} (channel {i}): the count {df[CSV_COUNTS_COLUMN].iloc[i]!r} exceeds 2**53 = "
+            f"{_MAX_COUNT}, the largest count a spectrum holds exactly; no detector channel records that many "
+            "events, so the file is corrupt or not a count spectrum. Fix that line or re-export the spectrum."
+        )
     return Spectrum(counts.astype(np.int64), energy, label=label if label is not None else path.stem,
                     meta={"path": str(path)})
 
@@ -244,31 +255,44 @@ def read_spe(path: str | Path, *, calibration: Calibration | None = None, label:
     Raises
     ------
     FileNotFoundError, ValueError
-        Missing file; missing ``$DATA``; wrong number of channels; negative or non-integer
-        counts; no calibration in the file and none given.
+        Missing file; missing ``$DATA``; wrong number of channels; a count that is not a number,
+        negative, non-integer or above 2**53 (an overflowing count would otherwise wrap around to
+        a negative int64); a ``$MEAS_TIM`` line that is not two finite times with
+        ``0 <= live <= real``; no calibration in the file and none given. Each message names the
+        file and, for a bad line, its line number.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"SPE file not found: {path}")
     lines = path.read_text(errors="replace").splitlines()
-    sections: dict[str, list[str]] = {}
+    sections: dict[str, list[tuple[int, str]]] = {}  # section -> [(1-based line number, stripped text)]
     current = None
-    for raw in lines:
+    for number, raw in enumerate(lines, start=1):
         line = raw.strip()
         m = _SECTION.match(line)
         if m:
             current = m.group(1)
             sections.setdefault(current, [])
         elif current is not None and line:
-            sections[current].append(line)
+            sections[current].append((number, line))
     if "DATA" not in sections or not sections["DATA"]:
         raise ValueError(f"{path}: no $DATA section; not an ORTEC/IAEA SPE spectrum")
     data = sections["DATA"]
     try:
-        first, last = (int(t) for t in data[0].split()[:2])
-        values = np.array([float(t) for row in data[1:] for t in row.split()])
+        first, last = (int(t) for t in data[0][1].split()[:2])
     except ValueError as err:
-        raise ValueError(f"{path}: malformed $DATA section ({err})") from None
+        raise ValueError(
+            f"{path}: line {data[0][0]}: malformed $DATA header {data[0][1]!r} ({err}); it must hold the first "
+            "and last channel numbers, e.g. '0 16383'"
+        ) from None
+    tokens = [(number, t) for number, row in data[1:] for t in row.split()]
+    try:  # the usual file: integer counts that int64 holds and float64 represents exactly
+        values = np.array([int(t) for _, t in tokens], dtype=np.int64)
+        exact = values.size == 0 or int(np.abs(values).max()) <= _MAX_COUNT
+    except (ValueError, OverflowError):
+        exact = False
+    if not exact:  # token by token, to name the line of a count that is not a number or overflows
+        values = np.array([_spe_count(t, number, path) for number, t in tokens], dtype=float)
     n = last - first + 1
     if n <= 0 or values.size != n:
         raise ValueError(
@@ -277,9 +301,7 @@ def read_spe(path: str | Path, *, calibration: Calibration | None = None, label:
     _check_counts(values, str(path), integer=True)
     live = real = None
     if sections.get("MEAS_TIM"):
-        t = sections["MEAS_TIM"][0].split()
-        if len(t) >= 2:
-            live, real = float(t[0]), float(t[1])
+        live, real = _spe_times(*sections["MEAS_TIM"][0], path)
     if calibration is None:
         calibration = _spe_calibration(sections, path)
     energy = calibration.energy(np.arange(first, last + 1))
@@ -294,13 +316,59 @@ def read_spe(path: str | Path, *, calibration: Calibration | None = None, label:
     )
 
 
-def _spe_calibration(sections: dict[str, list[str]], path: Path) -> Calibration:
+def _spe_count(token: str, line: int, path: Path) -> float:
+    """One ``$DATA`` count, refused with the file, line and fix when it is not a number or overflows."""
+    digits = token.lstrip("+-")
+    if digits.isascii() and digits.isdigit():  # an integer: compared exactly (float() rounds 2**53 + 1 down)
+        magnitude = int(digits) if len(digits) <= 17 else None  # longer ones overflow (and int() caps digits)
+        value = math.inf if magnitude is None or magnitude > _MAX_COUNT else float(int(token))
+    else:
+        try:
+            value = float(token)  # a mantissa too long for a float parses as inf, refused below
+        except ValueError:
+            value = math.nan
+    if math.isnan(value):
+        raise ValueError(
+            f"{path}: line {line}: the $DATA count {token!r} is not a number; the $DATA section holds the channel "
+            "range, then one integer count per channel. Fix that line or re-export the spectrum."
+        )
+    if abs(value) > _MAX_COUNT:
+        raise ValueError(
+            f"{path}: line {line}: the $DATA count {token[:30]}{'...' if len(token) > 30 else ''} exceeds "
+            f"2**53 = {_MAX_COUNT}, the largest count a "
+            "spectrum holds exactly (int64 overflows at 2**63); no detector channel records that many events, so "
+            "the file is corrupt or not a count spectrum. Fix that line or re-export the spectrum."
+        )
+    return value
+
+
+def _spe_times(line: int, text: str, path: Path) -> tuple[float, float]:
+    """``(live, real)`` seconds from a ``$MEAS_TIM`` line, refused with the file, line and fix when malformed."""
+    fix = (
+        f"{path}: line {line}: $MEAS_TIM must hold the live and the real time in seconds, live <= real, "
+        f"e.g. '7650.64 7804.39'; found {text!r}"
+    )
+    tokens = text.split()
+    try:
+        live, real = float(tokens[0]), float(tokens[1])
+    except (ValueError, IndexError):
+        raise ValueError(f"{fix}. Fix that line (or delete the section if the times are unknown).") from None
+    if not (np.isfinite([live, real]).all() and 0 <= live <= real):
+        raise ValueError(
+            f"{fix}, which is not a finite pair with 0 <= live <= real. Fix that line (or delete the section if "
+            "the times are unknown)."
+        )
+    return live, real
+
+
+def _spe_calibration(sections: dict[str, list[tuple[int, str]]], path: Path) -> Calibration:
     try:
         if sections.get("ENER_FIT"):
-            c = [float(t) for t in sections["ENER_FIT"][0].split()]
+            c = [float(t) for t in sections["ENER_FIT"][0][1].split()]
             return Calibration(c[0], c[1], c[2] if len(c) > 2 else 0.0)
         if sections.get("MCA_CAL") and len(sections["MCA_CAL"]) >= 2:
-            c = [float(t) for t in sections["MCA_CAL"][1].split()[: int(sections["MCA_CAL"][0].split()[0])]]
+            count = int(sections["MCA_CAL"][0][1].split()[0])
+            c = [float(t) for t in sections["MCA_CAL"][1][1].split()[:count]]
             return Calibration(c[0], c[1], c[2] if len(c) > 2 else 0.0)
     except (ValueError, IndexError) as err:
         raise ValueError(f"{path}: malformed energy calibration ({err})") from None

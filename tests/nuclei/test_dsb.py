@@ -95,6 +95,68 @@ def test_size_mismatch_and_unreadable(tmp_path):
         N.detect_layout(tmp_path / "images")
 
 
+def _png_bomb(path: Path, width: int = 20000, height: int = 20000) -> Path:
+    """A 100-byte PNG whose header declares ``width x height`` grey pixels (4e8 > Pillow's 1.8e8 limit)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b""))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("reader, what", [(N.read_image, "image"), (N.read_label_map, "label map"),
+                                          (N._read_binary, "mask")])
+def test_decompression_bomb_names_file_and_fix(tmp_path, reader, what):
+    bomb = _png_bomb(tmp_path / "bomb.png")
+    with pytest.raises(ValueError) as err:
+        reader(bomb)
+    msg = str(err.value)
+    assert msg.startswith(f"refusing to decode {what} {bomb}: its header declares more pixels than Pillow's")
+    assert "400000000 pixels" in msg and "replace it with the original file" in msg
+    assert "PIL.Image.MAX_IMAGE_PIXELS" in msg
+
+
+def test_decompression_bomb_in_a_dataset_is_a_value_error(tmp_path):
+    write_labels(tmp_path, np.random.default_rng(6))
+    _png_bomb(tmp_path / "labels" / "a.png")
+    with pytest.raises(ValueError, match=r"label map .*labels/a\.png: its header declares more pixels"):
+        N.read_dataset(tmp_path, ids=["a"])
+
+
+def test_grey_alpha_label_map_drops_alpha(tmp_path):
+    _, lab = _sample(np.random.default_rng(7))
+    la = np.dstack([lab.astype(np.uint8), np.where(lab > 0, 255, 0).astype(np.uint8)])  # background transparent
+    Image.fromarray(la, mode="LA").save(tmp_path / "la.png")
+    out = N.read_label_map(tmp_path / "la.png")
+    assert out.shape == lab.shape and out.dtype == np.int32
+    np.testing.assert_array_equal(out, lab)
+    # the Kaggle binary masks go through convert("L"): 2-D as well
+    Image.fromarray(np.dstack([la[..., 0] * 100, la[..., 1]]), mode="LA").save(tmp_path / "mask.png")
+    assert N.read_kaggle_masks([tmp_path / "mask.png"]).shape == lab.shape
+
+
+def test_grey_alpha_label_map_with_hidden_labels_is_refused(tmp_path):
+    _, lab = _sample(np.random.default_rng(8))
+    la = np.dstack([lab.astype(np.uint8), np.full(lab.shape, 255, np.uint8)])
+    la[3, 4, 1] = 0  # a labelled pixel made fully transparent
+    Image.fromarray(la, mode="LA").save(tmp_path / "la.png")
+    with pytest.raises(ValueError, match=r"la\.png \(mode LA, grey \+ alpha\) has 1 fully transparent pixel.*"
+                                         r"row 3, column 4: label 1.*without an alpha channel"):
+        N.read_label_map(tmp_path / "la.png")
+
+
+def test_multiband_label_map_is_refused(tmp_path):
+    Image.fromarray(np.zeros((4, 5, 4), np.uint8), mode="CMYK").save(tmp_path / "cmyk.tif")
+    with pytest.raises(ValueError, match=r"cmyk\.tif has 4 bands \(mode CMYK\); expected a single-channel"):
+        N.read_label_map(tmp_path / "cmyk.tif")
+
+
 def test_kaggle_without_masks(tmp_path):
     write_kaggle(tmp_path, np.random.default_rng(5), ids=("a",))
     for p in (tmp_path / "a" / "masks").iterdir():

@@ -111,3 +111,27 @@ def test_connected_min_size_and_errors():
         connected_instances(np.full((4, 4), 0.3))
     with pytest.raises(TypeError):
         iou_matrix(np.zeros((3, 3)), np.zeros((3, 3)))
+
+
+def test_ap50_counts_a_match_with_iou_between_050_and_055():
+    """AP@0.5 must use the 0.5 threshold: a pair with IoU 0.52 is a hit at 0.5 and a miss at 0.55."""
+    t = np.zeros((14, 14), int)
+    t[1:6, 1:6] = 1     # 25 px
+    t[8:12, 8:12] = 2   # 16 px
+    p = np.zeros_like(t)
+    p[1:3, 1:6] = 3     # 10 px inside object 1 ...
+    p[3, 1:4] = 3       # ... + 3 px: 13 px, IoU 13/25 = 0.52
+    p[8:12, 8:11] = 7   # 12 px inside object 2: IoU 12/16 = 0.75
+    p[0, 8:13] = 9      # false positive, touches nothing
+    assert iou_matrix(t, p)[0, 0] == pytest.approx(0.52)
+    # by hand: at 0.5 two hits, one FP, no FN -> AP 2/3; at 0.55 one hit, two FP, one FN -> 1/4
+    np.testing.assert_allclose(average_precision(t, p, [0.5, 0.55]), [2 / 3, 1 / 4])
+    assert brute_ap(t, p, 0.5) == pytest.approx(2 / 3) and brute_ap(t, p, 0.55) == pytest.approx(1 / 4)
+    empty = np.zeros_like(t)
+    rep = object_report([t, empty], [p, empty])
+    assert rep["ap50"] == pytest.approx((2 / 3 + 1) / 2)      # per image, then the mean
+    assert rep["ap50_pooled"] == pytest.approx(2 / 3)          # TP 2, FP 1, FN 0 summed over images
+    assert rep["f1_50"] == pytest.approx(2 * 2 / (2 * 2 + 1))
+    assert (rep["n_true"], rep["n_pred"]) == (2, 3)
+    per_tau = [np.mean([brute_ap(t, p, tau), 1.0]) for tau in DSB_THRESHOLDS]
+    assert rep["dsb"] == pytest.approx(np.mean(per_tau))

@@ -122,3 +122,154 @@ def test_fake_study_errors(fake_tree, tmp_path):
         dicom.read_dicom(bad)
     with pytest.raises(FileNotFoundError):
         dicom.read_dicom(tmp_path / "missing.dcm")
+
+
+# ----------------------------------------------------------------- a header that does not describe its pixels
+def _mirror_sample(name: str) -> Path:
+    """A real UniToBrain sample from the data mirror (``$STUDIES_DATA_MIRROR`` or ``../shared/data``), or skip."""
+    base = os.environ.get("STUDIES_DATA_MIRROR") or str(Path(__file__).resolve().parents[3] / "shared" / "data")
+    path = Path(base) / "perfusion" / "unitobrain-samples" / name
+    if not path.is_file():
+        pytest.skip("UniToBrain samples not in the data mirror")
+    return path
+
+
+def _edited(src: Path, dst: Path, **tags) -> Path:
+    """Copy DICOM ``src`` to ``dst`` with header attributes (or ``PixelData``) replaced."""
+    import pydicom
+
+    ds = pydicom.dcmread(src)
+    for key, value in tags.items():
+        setattr(ds, key, value(ds) if callable(value) else value)
+    ds.save_as(dst)
+    return dst
+
+
+def _third(ds):
+    return ds.PixelData[: len(ds.PixelData) // 3]
+
+
+#: Edits that leave a file readable by GDCM but make it decode to garbage, and the error each must give.
+NATIVE_EDITS = {
+    "cut_to_a_third": ({"PixelData": _third}, r"pixel data hold \d+ bytes .* too short"),
+    "rows_doubled": ({"Rows": lambda ds: ds.Rows * 2}, r"pixel data hold \d+ bytes .* too short"),
+    "rows_halved": ({"Rows": lambda ds: ds.Rows // 2}, r"pixel data hold \d+ bytes .* too long"),
+    "8_bits_over_16_bit_data": ({"BitsAllocated": 8, "BitsStored": 8, "HighBit": 7}, r"8/8 x 1 = \d+ bytes: too long"),
+    "bits_allocated_below_stored": ({"BitsAllocated": 8}, "BitsAllocated 8, BitsStored 16, HighBit 15"),
+    "high_bit_not_stored_minus_1": ({"HighBit": 11}, "inconsistent DICOM bits fields"),
+}
+
+
+@pytest.fixture
+def synthetic_dcm(tmp_path) -> tuple[Path, np.ndarray]:
+    """A small native (uncompressed) 16-bit CT slice written with pydicom."""
+    arr = np.arange(12 * 10, dtype=np.uint16).reshape(12, 10) * 37
+    path = tmp_path / "synthetic.dcm"
+    _write(path, arr, 5.0, 1.0, -1024.0, 40, 400, "synthetic")
+    return path, arr
+
+
+def test_synthetic_native_file_reads_back(synthetic_dcm):
+    path, arr = synthetic_dcm
+    np.testing.assert_array_equal(dicom.read_dicom(path).array, arr.astype(np.float32) - 1024)
+
+
+@pytest.mark.parametrize("edit", sorted(NATIVE_EDITS))
+def test_synthetic_native_header_mismatch_is_refused(synthetic_dcm, tmp_path, edit):
+    tags, match = NATIVE_EDITS[edit]
+    bad = _edited(synthetic_dcm[0], tmp_path / f"{edit}.dcm", **tags)
+    with pytest.raises(ValueError, match=match) as err:
+        dicom.read_dicom(bad)
+    msg = str(err.value)
+    assert str(bad) in msg and "re-copy or re-export the file" in msg
+
+
+@pytest.mark.parametrize("edit", sorted(NATIVE_EDITS))
+def test_real_registered_frame_header_mismatch_is_refused(tmp_path, edit):
+    tags, match = NATIVE_EDITS[edit]
+    bad = _edited(_mirror_sample("Registered00001.dcm"), tmp_path / f"{edit}.dcm", **tags)
+    with pytest.raises(ValueError, match=match) as err:
+        dicom.read_dicom(bad)
+    assert str(bad) in str(err.value)
+
+
+def test_physically_truncated_file_is_refused(synthetic_dcm, tmp_path):
+    data = synthetic_dcm[0].read_bytes()
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(data[: len(data) - 100])
+    with pytest.raises(ValueError, match=r"cut\.dcm: the file is truncated: its pixel data should hold 240 bytes"):
+        dicom.read_dicom(cut)
+    head = tmp_path / "head.dcm"
+    head.write_bytes(data[:200])
+    with pytest.raises(ValueError, match=r"cannot read .*head\.dcm as a DICOM image: .* truncated or not DICOM"):
+        dicom.read_dicom(head)
+
+
+@pytest.mark.parametrize(
+    "tags, match",
+    [
+        ({"Rows": 6}, "RLE pixel data hold 2 segment.s. of 120 bytes.*Rows x Columns = 6 x 10 = 60 bytes"),
+        ({"Rows": 24}, "Rows x Columns = 24 x 10 = 240 bytes"),
+        ({"BitsAllocated": 8, "BitsStored": 8, "HighBit": 7}, "BitsAllocated 8/8 = 1 segment"),
+    ],
+)
+def test_synthetic_rle_header_mismatch_is_refused(synthetic_dcm, tmp_path, tags, match):
+    import pydicom
+    from pydicom.uid import RLELossless
+
+    ds = pydicom.dcmread(synthetic_dcm[0])
+    ds.compress(RLELossless)
+    good = tmp_path / "rle.dcm"
+    ds.save_as(good)
+    np.testing.assert_array_equal(dicom.read_dicom(good).array, synthetic_dcm[1].astype(np.float32) - 1024)
+    bad = _edited(good, tmp_path / "rle_bad.dcm", **tags)
+    with pytest.raises(ValueError, match=match) as err:
+        dicom.read_dicom(bad)
+    assert str(bad) in str(err.value)
+
+
+def _jpeg_dicom(path: Path, arr: np.ndarray) -> Path:
+    """An 8-bit baseline-JPEG DICOM (Pillow encodes, pydicom encapsulates), which GDCM decodes."""
+    import io
+
+    from PIL import Image
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit
+
+    _write(path, arr, 0.0, 1.0, 0.0, 128, 256, "jpeg")
+    buf = io.BytesIO()
+    Image.fromarray(arr.astype(np.uint8)).save(buf, format="JPEG", quality=100)
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+    ds.PixelData = encapsulate([buf.getvalue()])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(path)
+    return path
+
+
+def test_synthetic_jpeg_rows_mismatch_is_refused(tmp_path):
+    arr = np.tile(np.arange(16, dtype=np.uint8) * 16, (16, 1))
+    good = _jpeg_dicom(tmp_path / "jpeg.dcm", arr)
+    assert np.abs(dicom.read_dicom(good).array - arr).max() <= 4  # lossy, but the right image
+    bad = _edited(good, tmp_path / "jpeg_rows.dcm", Rows=32)
+    with pytest.raises(ValueError, match=r"jpeg_rows\.dcm: the JPEG stream holds 16 rows x 16 columns, 1 component"):
+        dicom.read_dicom(bad)
+
+
+@pytest.mark.parametrize(
+    "tags, match",
+    [
+        ({"Rows": 1024}, "JPEG stream holds 512 rows x 512 columns.*declares Rows 1024"),
+        ({"Rows": 256}, "declares Rows 256"),
+        ({"BitsAllocated": 8, "BitsStored": 8, "HighBit": 7}, "component.s. of 16 bits.*BitsAllocated 8"),
+        ({"BitsStored": 20}, "inconsistent DICOM bits fields"),
+    ],
+)
+def test_real_jpeg_lossless_header_mismatch_is_refused(tmp_path, tags, match):
+    bad = _edited(_mirror_sample("IM-0001-0001-0001.dcm"), tmp_path / "raw_bad.dcm", **tags)
+    with pytest.raises(ValueError, match=match) as err:
+        dicom.read_dicom(bad)
+    assert str(bad) in str(err.value)

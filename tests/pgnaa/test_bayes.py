@@ -74,3 +74,24 @@ def test_template_validation():
         B.MultinomialClassifier(np.array([[1.0, -1.0]]))
     with pytest.raises(ValueError, match="channels"):
         B.MultinomialClassifier(np.ones((2, 3))).scores(np.ones((1, 4)))
+
+
+def test_count_templates_of_unequal_totals_match_scipy_multinomial():
+    """Templates are normalised per class (row): with unequal totals a wrong axis changes the class scores."""
+    from scipy.special import logsumexp
+    from scipy.stats import multinomial
+
+    t = np.array([[700.0, 200.0, 100.0, 0.0], [10.0, 20.0, 70.0, 0.0], [3400.0, 3300.0, 3300.0, 50.0]])
+    p = (t + 0.5) / (t + 0.5).sum(1, keepdims=True)  # Jeffreys pseudo count, then each row sums to 1
+    np.testing.assert_allclose(B.template_log_probs(t).exp().sum(1).numpy(), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(B.template_log_probs(t).numpy(), np.log(p), rtol=1e-12)
+    n = np.array([[7.0, 2.0, 1.0, 0.0], [0.0, 1.0, 9.0, 0.0], [3.0, 4.0, 3.0, 1.0], [5.0, 5.0, 5.0, 5.0]])
+    ref = np.array([[multinomial.logpmf(row, int(row.sum()), p[c]) for c in range(3)] for row in n])
+    s = B.MultinomialClassifier(t).scores(n).numpy()
+    # equal up to a constant per spectrum (the multinomial coefficient)
+    np.testing.assert_allclose(s - s[:, :1], ref - ref[:, :1], atol=1e-9)
+    assert B.MultinomialClassifier(t).predict(n).tolist() == ref.argmax(1).tolist()
+    # mixture of these templates in two classes: log of the mean pmf of each class's templates
+    mix = B.mixture_log_likelihood(n, t, [0, 0, 1], 2).numpy()
+    ref_mix = np.stack([logsumexp(ref[:, :2], axis=1) - np.log(2), ref[:, 2]], axis=1)
+    np.testing.assert_allclose(mix - mix[:, :1], ref_mix - ref_mix[:, :1], atol=1e-9)

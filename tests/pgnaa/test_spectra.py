@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,65 @@ def test_read_spe_malformed(tmp_path, text, match):
     p.write_text(text)
     with pytest.raises(ValueError, match=match):
         read_spe(p)
+
+
+@pytest.mark.parametrize(
+    "count",
+    [
+        "99999999999999999999",  # parsed as 1e20, which int64 wraps to a negative count
+        "9223372036854775808",  # int64 max + 1
+        "9007199254740993",  # 2**53 + 1: no longer exact in float64
+        "9" * 400,  # parses as inf
+    ],
+)
+def test_read_spe_overflowing_count_names_file_and_line(tmp_path, count):
+    p = tmp_path / "overflow.spe"
+    p.write_text(SPE.replace("\n7\n", f"\n{count}\n"))
+    with pytest.raises(ValueError) as err:
+        read_spe(p)
+    msg = str(err.value)
+    assert msg.startswith(f"{p}: line 10: the $DATA count {count[:30]}")
+    assert "exceeds 2**53 = 9007199254740992" in msg and "Fix that line or re-export the spectrum" in msg
+
+
+def test_read_spe_count_at_the_limit_is_kept_exactly(tmp_path):
+    p = tmp_path / "limit.spe"
+    p.write_text(SPE.replace("\n7\n", "\n9007199254740992\n"))
+    assert read_spe(p).counts[3] == 2**53
+
+
+@pytest.mark.parametrize("count", ["abc", "nan"])
+def test_read_spe_non_numeric_count_names_file_and_line(tmp_path, count):
+    p = tmp_path / "nan.spe"
+    p.write_text(SPE.replace("\n7\n", f"\n{count}\n"))
+    with pytest.raises(ValueError, match=rf"^{p}: line 10: the \$DATA count '{count}' is not a number"):
+        read_spe(p)
+
+
+@pytest.mark.parametrize(
+    "times, why",
+    [
+        ("10.0 abc", "\\. Fix that line"),
+        ("10.0", "\\. Fix that line"),
+        ("-1 12.5", "not a finite pair"),
+        ("12.5 10.0", "not a finite pair"),
+        ("inf 12.5", "not a finite pair"),
+    ],
+)
+def test_read_spe_bad_meas_tim_names_file_line_and_fix(tmp_path, times, why):
+    p = tmp_path / "times.spe"
+    p.write_text(SPE.replace("10.0 12.5", times))
+    with pytest.raises(ValueError, match=rf"^{p}: line 4: \$MEAS_TIM must hold the live and the real time") as err:
+        read_spe(p)
+    assert f"found {times!r}" in str(err.value)
+    assert re.search(why, str(err.value)) and "delete the section if the times are unknown" in str(err.value)
+
+
+def test_read_csv_overflowing_count_names_file_and_row(tmp_path):
+    p = tmp_path / "overflow.csv"
+    p.write_text("Energy (keV),Counts\n1,1\n2,99999999999999999999\n3,4\n")
+    with pytest.raises(ValueError, match=rf"^{p}: data row 2 \(channel 1\): the count .* exceeds 2\*\*53"):
+        read_csv(p)
 
 
 def test_read_spe_missing_file(tmp_path):

@@ -92,3 +92,48 @@ def test_independent_count_matches_published_sizes():
     # notebook-reported sizes: "about 2.27 M" (24 ch, d = 10) and "about 23.2 M" (12 ch, d = 32)
     assert round(_authors_vnet_count(24, 10) / 1e6, 2) == 2.27
     assert round(_authors_vnet_count(12, 32) / 1e6, 1) == 23.2
+
+
+def test_authors_vnet_decoder_adds_the_encoder_skip_at_every_level():
+    """Forward hooks: each decoder block's input is the up-sampled map PLUS the encoder output of its level."""
+    torch.manual_seed(0)
+    m = AuthorsVNet(12, 2, levels=4).eval()
+    out: dict[str, torch.Tensor] = {}
+
+    def keep(name, what="out"):
+        def hook(mod, inputs, output):
+            out[name] = (inputs[0] if what == "in" else output).detach().clone()
+        return hook
+
+    m.left0.register_forward_hook(keep("left0"))
+    for i in range(m.levels - 1):
+        m.down[i].register_forward_hook(keep(f"down{i + 1}"))
+        m.enc[i].register_forward_hook(keep(f"enc{i + 1}"))
+        m.up[i].register_forward_hook(keep(f"up{i}"))
+        m.dec[i].register_forward_hook(keep(f"dec_in{i}", "in"))
+    with torch.no_grad():
+        m(torch.randn(2, 12, 16, 16))
+    lefts = [out["left0"]] + [out[f"down{i}"] + out[f"enc{i}"] for i in range(1, m.levels)]
+    for i in range(m.levels - 1):
+        torch.testing.assert_close(out[f"dec_in{i}"], lefts[i] + out[f"up{i}"],
+                                   msg=f"decoder level {i} does not receive encoder skip + up-sampled map")
+
+
+def test_milletari_vnet_up_stages_concatenate_the_skip():
+    """The up stages' convolutions see [up-sampled map, skip] along the channels (MONAI's concatenation)."""
+    torch.manual_seed(0)
+    m = MilletariVNet(8, 4).eval()
+    seen: dict[str, torch.Tensor] = {}
+    for name in ("down1", "down2", "down3", "up4", "up3", "up2", "up1"):
+        mod = getattr(m, name)
+        mod.register_forward_hook(lambda mod, inp, o, name=name: seen.__setitem__(name, o.detach().clone()))
+        if name.startswith("up"):
+            mod.convs.register_forward_hook(lambda mod, inp, o, name=name: seen.__setitem__(name + "_in", inp[0]))
+    m.inp_act.register_forward_hook(lambda mod, inp, o: seen.__setitem__("x16", o.detach().clone()))
+    with torch.no_grad():
+        m(torch.randn(1, 8, 16, 16))
+    for up, skip in (("up4", "down3"), ("up3", "down2"), ("up2", "down1"), ("up1", "x16")):
+        u = seen[up + "_in"]
+        c = seen[skip].shape[1]
+        assert u.shape[1] == getattr(m, up).convs[0].in_channels
+        torch.testing.assert_close(u[:, -c:], seen[skip], msg=f"{up} does not concatenate the {skip} skip")
