@@ -30,7 +30,8 @@ endif
 export MPLBACKEND ?= Agg
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help venv test test-all book book-clean check-book publish lint clean workflow workflow-dry paper
+.PHONY: help venv test test-all book book-clean check-book publish lint clean workflow workflow-dry paper \
+        gpu-check gpu-bundle
 
 help:
 	@echo "make book  [PROFILE=lab|paper]  run all studies and build _build/html/index.html"
@@ -42,6 +43,8 @@ help:
 	@echo "make lint                       ruff on lib/ tests/ benchmarks/"
 	@echo "make workflow [CORES=2]         ci + lab of every study and the sweeps (Snakemake), then _runs/_results/"
 	@echo "make workflow-dry               what the workflow would run, and why"
+	@echo "make gpu-bundle                 wheels + verified data for a GPU machine (.gpu-bundle/) and its calls"
+	@echo "make gpu-check                  on a CUDA machine: the four gpu profiles, records in results/gpu/"
 
 $(STAMP): pyproject.toml requirements/lock.txt requirements/torch.txt
 	$(PYTHON) -m venv $(VENV)
@@ -86,6 +89,16 @@ workflow-dry: venv
 
 lint: venv
 	$(VENV)/bin/ruff check lib tests benchmarks
+
+# gpu-check runs where there is no .venv (the borrowed GPU machine: its python3 plus the carried bundle); it
+# refuses with one line and exit code 2 without CUDA. GPU_CHECK_ARGS: e.g. --deadline 300 --study pgnaa
+GPU_PY ?= $(if $(wildcard $(PY)),$(PY),python3)
+GPU_CHECK_ARGS ?=
+gpu-check:
+	@$(GPU_PY) -m lib.gpucheck check $(GPU_CHECK_ARGS)
+
+gpu-bundle: venv
+	$(PY) -m lib.gpucheck bundle
 
 clean:
 	rm -rf _build _runs .pytest_cache
