@@ -4,12 +4,16 @@ A dataset is a named list of files (relative path, SHA-256, size and, where the 
 is published verbatim, a public URL). :func:`fetch` resolves a dataset to a local
 directory in this order:
 
+0. a copy that ships with the project (``Dataset.shipped_dir``; the rt-reference outputs in
+   ``lib/radiative/reference/``), so that every checkout and every install has it;
 1. the user cache, ``$STUDIES_CACHE_DIR/data/<name>`` (default ``~/.cache/studies``);
 2. a mirror directory, ``$STUDIES_DATA_MIRROR/<mirror_subdir>`` (CI and the tests set
    ``STUDIES_DATA_MIRROR`` to ``../shared/data`` when it exists);
 3. a download from the dataset's public source into the user cache (:func:`download_dataset`,
    also ``python -m lib data fetch NAME``): verbatim files, or a pinned upstream converted
-   to our layout (dsb2018), resumable, installed only once every file verifies.
+   to our layout (dsb2018), resumable, installed only once every file verifies. Setting
+   ``STUDIES_OFFLINE=1`` switches every download off (no network is touched; an absent
+   dataset is then simply unavailable).
 
 Every file is verified whichever way it came. Two errors, deliberately unrelated:
 :class:`DataUnavailableError` when the dataset is absent altogether (the one case a
@@ -47,6 +51,7 @@ __all__ = [
     "DataUnavailableError",
     "ChecksumError",
     "SyntheticFallbackError",
+    "CacheDirError",
     "register",
     "get",
     "names",
@@ -71,14 +76,19 @@ __all__ = [
     "png_bytes",
     "MIRROR_ENV",
     "CACHE_ENV",
+    "OFFLINE_ENV",
+    "offline",
     "RUN_DIR_ENV",
     "FALLBACK_ENV",
     "UPSTREAM_ENV_PREFIX",
     "DATA_SOURCES_FILE",
+    "RT_REFERENCE_SHIPPED",
 ]
 
 MIRROR_ENV = "STUDIES_DATA_MIRROR"
 CACHE_ENV = "STUDIES_CACHE_DIR"
+#: ``STUDIES_OFFLINE=1`` (or true/yes/on): no download is attempted, whatever else is set.
+OFFLINE_ENV = "STUDIES_OFFLINE"
 #: Set by the runner to the folder a run writes into; :func:`fetch` and :func:`record_data_source` log there.
 RUN_DIR_ENV = "STUDIES_RUN_DIR"
 #: ``"0"`` when the run's profile forbids synthetic fallback (``paper``), ``"1"`` when it allows it.
@@ -88,6 +98,8 @@ UPSTREAM_ENV_PREFIX = "STUDIES_UPSTREAM_"
 #: File in the run folder with ``{dataset: "real" | "synthetic (reason)" | "error (reason)"}``.
 DATA_SOURCES_FILE = "data_sources.json"
 _MANIFESTS = Path(__file__).with_name("manifests")
+#: The rt-reference outputs ship with the project (package data of ``lib.radiative``, README.md beside them).
+RT_REFERENCE_SHIPPED = Path(__file__).resolve().parents[1] / "radiative" / "reference"
 
 
 class DataUnavailableError(RuntimeError):
@@ -113,6 +125,15 @@ class ChecksumError(RuntimeError):
 
 class SyntheticFallbackError(RuntimeError):
     """A chapter asked for a synthetic fallback in a profile that forbids it (``paper``)."""
+
+
+class CacheDirError(RuntimeError):
+    """The user data cache (``$STUDIES_CACHE_DIR/data``) cannot be created or written.
+
+    A configuration error, deliberately *not* a :class:`DataUnavailableError`: a run stops and
+    says so instead of falling back to synthetic data. The message names the variable, the
+    path and the fix.
+    """
 
 
 @dataclass(frozen=True)
@@ -151,6 +172,9 @@ class Dataset:
         Set for datasets that cannot be downloaded: where they come from and how to regenerate or request them.
     upstream_manifest : str
         Path of a per-item table the builder needs (dsb2018: ``upstream_png_sha256`` of every image).
+    shipped_dir : str
+        Folder of a copy that ships with the project (package data), tried before the cache, the
+        mirror and the download and verified like them (empty: nothing ships).
     """
 
     name: str
@@ -167,6 +191,8 @@ class Dataset:
     #: a CSV shipped with the registry that ``builder`` needs (dsb2018: upstream SHA-256 per image), copied
     #: into the dataset as ``manifest.csv``
     upstream_manifest: str = ""
+    #: a copy inside the project (package data), found before the cache, the mirror and the download
+    shipped_dir: str = ""
 
 
 _REGISTRY: dict[str, Dataset] = {}
@@ -243,10 +269,36 @@ def cache_dir() -> Path:
     return (Path(base).expanduser() if base else Path.home() / ".cache" / "studies") / "data"
 
 
+def _make_cache_folder(path: Path) -> Path:
+    """Create ``path`` (a folder in the user cache) and check it is writable, or raise :class:`CacheDirError`."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied", str(path))
+    except OSError as err:
+        base = os.environ.get(CACHE_ENV)
+        setting = (f"{CACHE_ENV} is set to {base!r}" if base else
+                   f"{CACHE_ENV} is unset, so the cache is {cache_dir()}")
+        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+        why = f"{blocker} is a file, not a folder" if blocker else f"{err.strerror or err} ({err.filename or path})"
+        raise CacheDirError(
+            f"the data cache cannot hold {path}: {why}; {setting}. "
+            f"Point {CACHE_ENV} at a folder you can write to (e.g. `export {CACHE_ENV}=$HOME/.cache/studies`; "
+            f"the data go to its data/ subfolder), or fix that path (it must be a writable folder, not a file); "
+            f"or set {MIRROR_ENV} to a folder that already holds the dataset."
+        ) from None
+    return path
+
+
 def mirror_dir() -> Path | None:
     """The mirror directory from ``$STUDIES_DATA_MIRROR``, or ``None`` when unset."""
     value = os.environ.get(MIRROR_ENV)
     return Path(value).expanduser() if value else None
+
+
+def offline() -> bool:
+    """Whether downloads are switched off (``$STUDIES_OFFLINE`` set to 1, true, yes or on)."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def _sha256(path: Path) -> str:
@@ -321,6 +373,10 @@ def problems(dataset: Dataset | str, root: str | Path) -> tuple[list[str], list[
 
 
 def _repair_advice(ds: Dataset, root: Path) -> str:
+    if ds.shipped_dir and _is_within(root, Path(ds.shipped_dir)):
+        return (f"This copy ships with the project: restore {root} from the project's repository "
+                f"(`git checkout -- {_shipped_display(ds)}` in a checkout, or reinstall the package), "
+                f"then check it with `python -m lib data verify {ds.name}`.")
     in_cache = _is_within(root, cache_dir())
     if ds.no_public_source:
         where = "the cache copy" if in_cache else f"the mirror at {root}"
@@ -380,6 +436,9 @@ def how_to_obtain(dataset: Dataset | str) -> str:
     lines = [
         f"**{ds.name}**: {ds.description} Source: {ds.source} (licence: {ds.licence}).",
     ]
+    if ds.shipped_dir:
+        lines.append(f"A verified copy ships with the project in `{_shipped_display(ds)}`; restore that folder "
+                     "from the repository if it is missing.")
     if ds.no_public_source:
         lines.append(f"There is no public download of these files: {ds.no_public_source}")
     else:
@@ -411,8 +470,12 @@ def download_file(url: str, dest: Path, *, sha256: str | None = None, size: int 
     next call resumes it with an HTTP ``Range`` request (a server that ignores the range
     restarts it). ``dest`` appears only when the transfer is complete and, when given,
     its size and SHA-256 match; otherwise the partial file is removed or kept for
-    resuming, and an :class:`OSError` (network) or :class:`ChecksumError` is raised.
+    resuming, and an :class:`OSError` (network, or downloads switched off by
+    ``$STUDIES_OFFLINE``) or :class:`ChecksumError` is raised.
     """
+    if offline():
+        raise OSError(f"{url}: not downloaded, downloads are switched off ({OFFLINE_ENV}="
+                      f"{os.environ.get(OFFLINE_ENV)}); unset {OFFLINE_ENV} to download")
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.is_file() else 0
@@ -510,6 +573,9 @@ def download_dataset(name: str, *, repair: bool = False, progress: bool = True) 
         network failed (the message says to run the command again to resume).
     ChecksumError
         A downloaded or converted file differs from the pinned upstream or from the registry.
+    CacheDirError
+        The cache folder cannot be created or written (``$STUDIES_CACHE_DIR`` names a file or an
+        unwritable folder).
     """
     ds = get(name)
     final = cache_dir() / ds.name
@@ -520,13 +586,21 @@ def download_dataset(name: str, *, repair: bool = False, progress: bool = True) 
             verify(ds, final)
             return final
     if ds.no_public_source:
+        shipped = (f" A verified copy ships with the project in {_shipped_display(ds)}; nothing needs fetching "
+                   "while that folder is intact.") if ds.shipped_dir else ""
         raise DataUnavailableError(
-            f"dataset {ds.name!r} has no public source to download from: {ds.no_public_source}"
+            f"dataset {ds.name!r} has no public source to download from: {ds.no_public_source}{shipped}"
+        )
+    if offline():
+        raise DataUnavailableError(
+            f"dataset {ds.name!r} is not downloaded: downloads are switched off ({OFFLINE_ENV}="
+            f"{os.environ.get(OFFLINE_ENV)}). Unset {OFFLINE_ENV} and run `python -m lib data fetch {ds.name}` "
+            "with network access."
         )
     if ds.builder is None and any(f.url is None for f in ds.files):
         raise DataUnavailableError(f"dataset {ds.name!r}: some files have no public URL. {how_to_obtain(ds)}")
     staging = cache_dir() / f"{ds.name}.partial"
-    staging.mkdir(parents=True, exist_ok=True)
+    _make_cache_folder(staging)
     base = _upstream(ds)
     try:
         if ds.builder is not None:
@@ -586,6 +660,8 @@ def fetch(name: str, *, download: bool = True) -> Path:
         The dataset is absent everywhere and could not be downloaded; the message says how to get it.
     ChecksumError
         A copy exists but is corrupt, truncated or incomplete (never swallowed by a fallback).
+    CacheDirError
+        A download is needed but ``$STUDIES_CACHE_DIR`` names a file or an unwritable folder.
     """
     ds = get(name)
     try:
@@ -612,8 +688,27 @@ def last_unavailable_reason(name: str) -> str | None:
     return _REASONS.get(name)
 
 
+def _shipped_display(ds: Dataset) -> str:
+    """The shipped folder relative to the checkout or install (``lib/radiative/reference``), else absolute."""
+    path = Path(ds.shipped_dir)
+    try:
+        return path.resolve().relative_to(_MANIFESTS.resolve().parents[2]).as_posix()
+    except (ValueError, OSError):
+        return str(path)
+
+
 def _resolve(ds: Dataset, *, download: bool) -> Path:
     reasons: list[str] = []
+    if ds.shipped_dir:
+        shipped = Path(ds.shipped_dir)
+        if shipped.is_dir():
+            try:
+                verify(ds, shipped)  # a corrupt shipped copy is an error, like a corrupt cache or mirror
+                return shipped
+            except DataUnavailableError as err:
+                reasons.append(f"the shipped copy is empty ({err})")
+        else:
+            reasons.append(f"the shipped copy {shipped} is missing")
     cached = cache_dir() / ds.name
     if cached.is_dir():
         verify(ds, cached)  # a corrupt or partial cache is an error, never a reason to look elsewhere
@@ -632,7 +727,9 @@ def _resolve(ds: Dataset, *, download: bool) -> Path:
             reasons.append(f"the mirror {root} does not exist")
     else:
         reasons.append(f"{MIRROR_ENV} is not set")
-    if download and not ds.no_public_source:
+    if download and not ds.no_public_source and offline():
+        reasons.append(f"downloads are switched off ({OFFLINE_ENV}={os.environ.get(OFFLINE_ENV)})")
+    elif download and not ds.no_public_source:
         try:
             return download_dataset(ds.name, progress=False)
         except DataUnavailableError as err:
@@ -853,11 +950,12 @@ def _load_builtin() -> None:
             no_public_source=(
                 "these are outputs we computed by running the authors' C++ solver "
                 "(github.com/ddrous/inverse-problem-vnet at ca528474d4b42f51d41993ee2a62cf3a74789e18, MIT) on our "
-                "input densities; they are published nowhere. Regenerate them by building that solver "
-                "(`cmake -H. -Bbuild && cmake --build build`) and running the configurations listed in the "
-                "dataset's README.md (rt/README.md of the team's data mirror), or ask the project team for the "
-                "mirror copy."
+                "input densities; they ship with this project in lib/radiative/reference/ and are published "
+                "nowhere else. Restore that folder from the project's repository, or regenerate the files by "
+                "building that solver (`benchmarks/build_reference_solver.sh`, i.e. `cmake -H. -Bbuild && cmake "
+                "--build build`) and running the configurations listed in lib/radiative/reference/README.md."
             ),
+            shipped_dir=str(RT_REFERENCE_SHIPPED),
         )
     )
     register(
