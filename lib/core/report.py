@@ -4,6 +4,13 @@ Every headline number goes through :func:`metric` (glued for the prose with
 ``{glue:text}`name:.3f``` and collected by the runner into ``metrics.json``), every
 figure through :func:`figure` (placed with the ``{glue:figure}`` directive and
 exported by the runner to ``figures/<name>.png``).
+
+A number or sentence that depends on optional data (a dataset that may be absent, an
+experiment a profile switches off) goes through :func:`metric_or_unavailable` or
+:func:`unavailable`: the glue key then exists on every branch, holding either the
+formatted value or the sentence "not available in this run: <why>, and how to get it
+(<how>)", so that the book builds whatever data a machine has. The prose places such
+a key with ``{glue:md}`name``` (no format spec: the value is formatted here).
 """
 
 from __future__ import annotations
@@ -17,6 +24,11 @@ import numpy as np
 
 __all__ = [
     "metric",
+    "metric_or_unavailable",
+    "text",
+    "unavailable",
+    "unavailable_text",
+    "UNAVAILABLE",
     "figure",
     "table",
     "admonition",
@@ -28,6 +40,8 @@ __all__ = [
 
 #: Mime prefix myst-nb uses for glued outputs that are not displayed in place.
 GLUE_PREFIX = "application/papermill.record/"
+#: How every sentence glued in place of a missing number or statement begins.
+UNAVAILABLE = "not available in this run"
 
 
 def _check_name(name: str) -> None:
@@ -42,6 +56,17 @@ def _glue(name: str, value: Any) -> None:
     glue(name, value, display=False)
 
 
+def _real(name: str, value: Any) -> float | int:
+    """``value`` as a finite Python int or float (NumPy/torch scalars unwrapped), or a clear error naming ``name``."""
+    if hasattr(value, "item") and callable(value.item):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"metric {name!r} must be a real number, got {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"metric {name!r} is not finite ({value}); check the computation that produced it")
+    return value
+
+
 def metric(name: str, value: float | int) -> None:
     """Record a headline number.
 
@@ -52,13 +77,119 @@ def metric(name: str, value: float | int) -> None:
     value : float or int
         A finite real number (NumPy and 0-d torch scalars are accepted).
     """
-    if hasattr(value, "item") and callable(value.item):
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"metric {name!r} must be a real number, got {type(value).__name__}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"metric {name!r} is not finite ({value}); check the computation that produced it")
-    _glue(name, value)
+    _glue(name, _real(name, value))
+
+
+def _glue_text(name: str, plain: str, markdown: str) -> None:
+    """Glue a bundle with ``text/plain`` (what the runner and ``{glue:text}`` read) and ``text/markdown``."""
+    from IPython.display import display
+
+    _check_name(name)
+    bundle = {GLUE_PREFIX + "text/plain": plain, GLUE_PREFIX + "text/markdown": markdown}
+    display(bundle, raw=True, metadata={"scrapbook": {"name": name, "mime_prefix": GLUE_PREFIX}})
+
+
+def text(name: str, text: str) -> str:
+    """Glue a sentence computed from the run's numbers (a verdict, a clause; Markdown allowed).
+
+    The one way a chapter glues prose: the prose places it with ``{glue:text}`name``` or
+    ``{glue:md}`name```. The bundle holds ``text/plain`` (the string's ``repr``, which myst-nb's
+    ``{glue:text}`` turns back into the string and the runner never mistakes for a number, even
+    when the sentence is ``"3"``) and ``text/markdown`` (the string itself, for ``{glue:md}``), so
+    the counterpart :func:`unavailable` can glue the same key on the branch where the data was
+    missing.
+
+    Parameters
+    ----------
+    name : str
+        Glue name (letters, digits, ``_``, ``-``).
+    text : str
+        A non-empty sentence.
+
+    Returns
+    -------
+    str
+        ``text``.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"report.text({name!r}, ...) needs a non-empty string, got {text!r}; compute the sentence "
+                         "first (or glue report.unavailable(...) on the branch where it cannot be computed)")
+    _glue_text(name, repr(text), text)
+    return text
+
+
+def unavailable_text(why: str, how: str) -> str:
+    """The sentence shown in place of a number or statement this run could not compute.
+
+    Parameters
+    ----------
+    why : str
+        Why it is missing (e.g. "the dataset rt-reference is absent"); no final full stop.
+    how : str
+        The command or source that makes it available (e.g. "`python -m lib data fetch nist-pgaa`").
+
+    Returns
+    -------
+    str
+        ``"not available in this run: <why>, and how to get it (<how>)"``.
+    """
+    why, how = str(why).strip().rstrip("."), str(how).strip().rstrip(".")
+    if not why or not how:
+        raise ValueError("unavailable_text needs both `why` (what is missing) and `how` (the command or source "
+                         f"that provides it); got why={why!r}, how={how!r}")
+    return f"{UNAVAILABLE}: {why}, and how to get it ({how})"
+
+
+def unavailable(name: str, *, why: str, how: str) -> str:
+    """Glue, under ``name``, the sentence saying that this run lacks it, why, and how to get it.
+
+    Use it on the branch where a glued number or sentence cannot be computed (optional data
+    absent, an experiment the profile switches off), so that the prose's ``{glue:md}`name```
+    or ``{glue:text}`name``` (without a format spec) resolves on every branch. Nothing is
+    recorded in ``metrics.json`` under ``name``.
+
+    Returns
+    -------
+    str
+        The glued sentence (see :func:`unavailable_text`).
+    """
+    text = unavailable_text(why, how)
+    _glue_text(name, repr(text), text)
+    return text
+
+
+def metric_or_unavailable(name: str, value: float | int | None, *, fmt: str, why: str = "",
+                          how: str = "") -> None:
+    """Record a number that depends on optional data, or glue why it is missing.
+
+    With a value, the number goes to ``metrics.json`` under ``name`` as with :func:`metric`
+    (``text/plain`` holds it in full) and the prose shows it formatted with ``fmt``
+    (``text/markdown``, placed with ``{glue:md}`name```). With ``value=None`` the key holds
+    :func:`unavailable_text` instead, so the same prose builds either way.
+
+    Parameters
+    ----------
+    name : str
+        Key in ``metrics.json`` and glue name for the prose.
+    value : float, int or None
+        A finite real number, or ``None`` when this run could not compute it.
+    fmt : str
+        How the prose shows the number: a format spec (``".1e"``, ``".3f"``, ``",.0f"``) or a
+        template with one ``{}`` field (``"about {:,.0f} counts"``), so that the value and the
+        unavailability sentence both read as a clause of the same sentence.
+    why, how : str
+        Required when ``value`` is ``None``: why it is missing and how to get it.
+    """
+    if value is None:
+        unavailable(name, why=why, how=how)
+        return
+    value = _real(name, value)
+    try:
+        shown = fmt.format(value) if "{" in fmt else format(value, fmt)
+    except (ValueError, TypeError, IndexError, KeyError) as err:
+        raise ValueError(f"metric {name!r}: format {fmt!r} does not apply to {value!r} ({err}); use a numeric "
+                         "spec such as '.3f' or '.1e', or a template with one field such as 'about {:,.0f}'") from None
+    _glue_text(name, repr(value), shown)
 
 
 def figure(name: str, fig: Any, *, close: bool = True, dpi: int = 110) -> None:

@@ -23,6 +23,7 @@ __all__ = [
     "set_determinism",
     "resolve_device",
     "make_generators",
+    "derive_seed",
     "sha256_file",
     "device_info",
 ]
@@ -110,6 +111,57 @@ def make_generators(seed: int, device: Any = "cpu") -> tuple[np.random.Generator
     gen = torch.Generator(device=dev.type if dev.type != "mps" else "cpu")
     gen.manual_seed(int(torch_child.generate_state(1, dtype=np.uint64)[0] % (2**63)))
     return rng, gen
+
+
+def _key_word(key: str | int) -> int:
+    """One spawn-key word: a non-negative int as it is, a name as the first 8 bytes of its SHA-256."""
+    if isinstance(key, bool):
+        raise TypeError(f"derive_seed: a key must be a name (str) or a non-negative int, got the bool {key!r}")
+    if isinstance(key, (int, np.integer)):
+        if key < 0:
+            raise ValueError(f"derive_seed: an int key must be >= 0, got {key}")
+        return int(key)
+    if isinstance(key, str) and key:
+        return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "little")
+    raise TypeError(f"derive_seed: a key must be a non-empty name (str) or a non-negative int, got {key!r}")
+
+
+def derive_seed(seed: int, *keys: str | int) -> int:
+    """The seed of a named sub-stream of ``seed``: the one way a study derives its seeds.
+
+    ``derive_seed(seed, "valid_crops")`` or ``derive_seed(seed, "bump_training", i)`` instead of
+    offsets such as ``seed + 7`` (whose streams overlap between runs: run ``seed=0``'s "+1" stream
+    is run ``seed=1``'s main stream). The result is the first 64-bit word of
+    ``numpy.random.SeedSequence(seed, spawn_key=keys)``, with names hashed to 64-bit words
+    (SHA-256), reduced to ``[0, 2**63)`` so that ``torch.manual_seed`` takes it.
+
+    Parameters
+    ----------
+    seed : int
+        The run's seed (>= 0).
+    *keys : str or int
+        The path of the sub-stream: names and non-negative ints (at least one).
+
+    Returns
+    -------
+    int
+        A seed in ``[0, 2**63)``. The same arguments give the same seed on every machine and in
+        any order of calls; different keys give unrelated seeds.
+
+    Examples
+    --------
+    >>> derive_seed(0, "flip") == derive_seed(0, "flip") != derive_seed(1, "flip")
+    True
+    >>> derive_seed(0, "bump_training", 1) != derive_seed(0, "bump_training", 2)
+    True
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"derive_seed: seed must be a non-negative int, got {seed!r}")
+    if not keys:
+        raise ValueError("derive_seed needs at least one key naming the sub-stream, e.g. derive_seed(seed, 'flip'); "
+                         "the run's own stream is `seed` itself")
+    ss = np.random.SeedSequence(int(seed), spawn_key=tuple(_key_word(k) for k in keys))
+    return int(ss.generate_state(1, dtype=np.uint64)[0] % (2**63))
 
 
 def sha256_file(path: str | Path, *, chunk_size: int = 1 << 20) -> str:

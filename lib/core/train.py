@@ -145,6 +145,7 @@ def _run_epoch(
     scaler: Any,
     desc: str,
     progress: bool,
+    step_scheduler: Any = None,
 ) -> dict[str, float]:
     train = optimizer is not None
     model.train(train)
@@ -180,6 +181,8 @@ def _run_epoch(
             else:
                 loss.backward()
                 optimizer.step()
+            if step_scheduler is not None:
+                step_scheduler.step()
         if loss is not None:
             totals["loss"] = totals.get("loss", 0.0) + float(loss.detach()) * n
         with torch.no_grad():
@@ -203,6 +206,7 @@ def fit(
     batch_transform: BatchTransform | None = None,
     scheduler: Any = None,
     scheduler_monitor: bool = False,
+    scheduler_interval: str = "epoch",
     early_stopping: int | None = None,
     monitor: str = "val_loss",
     mode: str = "min",
@@ -234,6 +238,10 @@ def fit(
     scheduler : optional
         A learning-rate scheduler stepped once per epoch; with ``scheduler_monitor=True`` it
         is called as ``scheduler.step(value_of_monitor)`` (``ReduceLROnPlateau``).
+    scheduler_interval : {"epoch", "step"}, default "epoch"
+        ``"step"`` steps ``scheduler`` after every optimiser step instead (the per-step
+        schedules of :class:`lib.core.schedules.LRSchedule`); it cannot be combined with
+        ``scheduler_monitor``.
     early_stopping : int, optional
         Stop after this many epochs without improvement of ``monitor``.
     monitor : str, default "val_loss"
@@ -259,6 +267,12 @@ def fit(
         raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
     if early_stopping is not None and early_stopping < 1:
         raise ValueError(f"early_stopping must be a positive int or None, got {early_stopping!r}")
+    if scheduler_interval not in ("epoch", "step"):
+        raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
+    if scheduler_interval == "step" and scheduler_monitor:
+        raise ValueError("scheduler_monitor needs scheduler_interval='epoch': a monitored scheduler "
+                         "(ReduceLROnPlateau) reads the epoch's score, which a per-step call does not have")
+    per_step = scheduler if scheduler_interval == "step" else None
     metrics = dict(metrics or {})
     if val_loader is None and monitor.startswith("val_"):
         monitor = monitor[len("val_") :]
@@ -279,7 +293,7 @@ def fit(
         common = dict(loss_fn=loss_fn, metrics=metrics, device=dev, batch_transform=batch_transform, amp=amp)
         row.update(
             _run_epoch(model, train_loader, optimizer=optimizer, scaler=scaler,
-                       desc=f"epoch {epoch}/{epochs}", progress=show, **common)
+                       desc=f"epoch {epoch}/{epochs}", progress=show, step_scheduler=per_step, **common)
         )
         if val_loader is not None:
             val = _run_epoch(model, val_loader, optimizer=None, scaler=None, desc="validation", progress=show, **common)
@@ -298,7 +312,7 @@ def fit(
                 torch.save({"model": best_state, "epoch": epoch, "score": score}, checkpoint)
         else:
             waited += 1
-        if scheduler is not None:
+        if scheduler is not None and per_step is None:
             scheduler.step(score) if scheduler_monitor else scheduler.step()
         if early_stopping is not None and waited >= early_stopping:
             stopped = True

@@ -26,8 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lib.core import train
+from lib.core import repro, train, verdict
 from lib.core.metrics import segmentation_report
+from lib.core.splits import check_disjoint
 from lib.nuclei.dsb import NucleiArrays, NucleiRecord, preprocess_mask, resize_bilinear
 from lib.nuclei.instances import object_report, watershed_instances
 from lib.nuclei.recipe import fit_recipe, normalize_image, predict_native, resize_probability
@@ -45,8 +46,6 @@ __all__ = [
     "instance_maps",
     "modality_table",
     "pick_cases",
-    "compare_text",
-    "goal_text",
     "seed_spread",
     "method_key",
     "read_sweep_metrics",
@@ -128,7 +127,7 @@ def fit_seed_protocol(
     va = train.array_loader(valid_set.images, valid_set.soft, batch_size=batch_size)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.1, patience=reduce_patience, min_lr=1e-7)
-    gen = torch.Generator().manual_seed(seed + 1)
+    gen = torch.Generator().manual_seed(repro.derive_seed(seed, "flip"))
 
     def soft_dice(out: Tensor, y: Tensor) -> float:
         p = torch.sigmoid(out)
@@ -334,6 +333,8 @@ def train_recipe(
     Every switch (``normalize``, ``invert``, ``native``, ``augment``, ``dice_weight``,
     ``schedule``) turns one change of the recipe off for the ablation; with ``native=False``
     images are squashed to ``squash_size`` first and predictions are made at that size.
+    The kept epoch is chosen on ``valid_records`` alone; the test records are only predicted,
+    and the three sets must share no id (:func:`lib.core.splits.check_disjoint`).
 
     Returns
     -------
@@ -341,6 +342,8 @@ def train_recipe(
     prob : numpy.ndarray
         ``(N_test, eval_size, eval_size)`` float32 test probabilities.
     """
+    check_disjoint(train=[r.id for r in train_records], valid=[r.id for r in valid_records],
+                   test=[r.id for r in test_records])
     squash = None if native else squash_size
     kw = dict(normalize=normalize, invert=invert, squash=squash)
     tr_x, tr_y = recipe_inputs(train_records, **kw)
@@ -418,25 +421,6 @@ def pick_cases(scores: Sequence[float]) -> dict[str, int]:
         raise ValueError("no scores given")
     order = np.argsort(s, kind="stable")
     return {"best": int(order[-1]), "median": int(order[(s.size - 1) // 2]), "worst": int(order[0])}
-
-
-def compare_text(a: float, b: float, *, name_a: str, name_b: str, tol: float = 0.01) -> str:
-    """A verdict sentence for two scores in [0, 1], in points (x100): beats / within / falls short."""
-    d = 100 * (a - b)
-    if abs(d) <= 100 * tol:
-        return f"{name_a} ({a:.3f}) is within {100 * tol:.0f} point of {name_b} ({b:.3f})"
-    verb = "beats" if d > 0 else "falls short of"
-    return f"{name_a} ({a:.3f}) {verb} {name_b} ({b:.3f}) by {abs(d):.1f} points"
-
-
-def goal_text(value: float, goal: float, *, what: str, digits: int = 2) -> str:
-    """``"<what> 0.912 meets the goal 0.90"`` or ``"... falls short of the goal 0.90 by 1.3 points"``.
-
-    ``digits`` is the number of decimals of the goal (3 for a goal computed from another score).
-    """
-    if value >= goal:
-        return f"{what} {value:.3f} meets the goal {goal:.{digits}f}"
-    return f"{what} {value:.3f} falls short of the goal {goal:.{digits}f} by {100 * (goal - value):.1f} points"
 
 
 def seed_spread(values: Sequence[float]) -> tuple[float, float]:
@@ -554,14 +538,13 @@ def seeds_text(mean: float, sd: float, n: int, *, goal: float, single: float, wh
     over 3 seeds the pooled F1 is 0.893 ± 0.004 (sample SD), short of the goal 0.90 by 0.7 points, about 1.8 SD;
     this run's 0.894 lies within 1 SD of the mean
     """
-    gap = goal - mean
-    if gap <= 0:
+    c = verdict.compare(mean, goal, scale=100.0)
+    if c.side != "worse":
         vs_goal = f"which meets the goal {goal:.2f}"
     else:
-        in_sd = f", about {gap / sd:.1f} SD" if sd > 0 else ""
-        vs_goal = f"short of the goal {goal:.2f} by {100 * gap:.1f} points{in_sd}"
-    z = abs(single - mean) / sd if sd > 0 else float("inf") if single != mean else 0.0
-    where = f"lies within {max(1, int(np.ceil(round(z, 6))))} SD of the mean" if np.isfinite(z) else "differs from the mean"
+        in_sd = f", about {c.gap / sd:.1f} SD" if sd > 0 else ""
+        vs_goal = f"short of the goal {goal:.2f} by {100 * c.gap:.1f} points{in_sd}"
+    where = verdict.spread(single, mean, sd)
     return (f"over {n} seeds the {what} is {mean:.3f} ± {sd:.3f} (sample SD), {vs_goal}; "
             f"this run's {single:.3f} {where}")
 

@@ -32,6 +32,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from lib.core.blocks import ConvNormAct
+
 __all__ = [
     "KERAS_BN_EPS",
     "KERAS_BN_MOMENTUM",
@@ -92,7 +94,7 @@ def set_bn_momentum(model: nn.Module, momentum: float | None) -> nn.Module:
     return model
 
 
-class ConvBN(nn.Sequential):
+class ConvBN(ConvNormAct):
     """``Conv2d(k, 'same', bias=False) -> BatchNorm [-> ReLU]`` (the seed's ``conv_block``).
 
     Parameters
@@ -108,13 +110,8 @@ class ConvBN(nn.Sequential):
     """
 
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int, act: bool = True, bn_scale: bool = True):
-        layers: list[nn.Module] = [
-            nn.Conv2d(in_ch, out_ch, kernel_size, padding=kernel_size // 2, bias=False),
-            _bn(out_ch, bn_scale),
-        ]
-        if act:
-            layers.append(nn.ReLU(inplace=True))
-        super().__init__(*layers)
+        super().__init__(in_ch, out_ch, kernel_size=kernel_size, norm=lambda c: _bn(c, bn_scale),
+                         act="relu" if act else None, bias=False)
 
 
 def multires_widths(filters: int, alpha: float = 1.67) -> tuple[int, int, int]:

@@ -16,12 +16,12 @@ change switchable for an ablation:
   (:func:`predict_native`, fully convolutional) and is resized only for scoring.
 * **Flips and 90-degree rotations** of every crop (the 8 symmetries of the square).
 * **Dice + BCE** loss (:func:`dice_bce_loss`) on the binary union mask.
-* **A schedule**: AdamW, one warm-up epoch, then cosine decay to zero (:func:`warmup_cosine`).
+* **A schedule**: AdamW, one warm-up epoch, then cosine decay to zero (:class:`lib.core.schedules.LRSchedule`
+  ``"cosine"`` with ``warmup=1``, stepped per epoch).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -29,13 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lib.core import train
+from lib.core import repro, schedules, train
 
 __all__ = [
     "normalize_image",
     "CropDataset",
     "dice_bce_loss",
-    "warmup_cosine",
     "fit_recipe",
     "predict_native",
     "resize_probability",
@@ -168,17 +167,6 @@ def dice_bce_loss(logits: Tensor, target: Tensor, *, dice_weight: float = 1.0, s
     return bce + dice_weight * (1 - dice)
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, epochs: int, warmup: int = 1) -> torch.optim.lr_scheduler.LambdaLR:
-    """Per-epoch schedule: linear warm-up over ``warmup`` epochs, then cosine decay to 0 at ``epochs``."""
-    def factor(e: int) -> float:  # e = number of completed epochs
-        if e < warmup:
-            return (e + 1) / (warmup + 1)
-        span = max(epochs - warmup + 1, 1)
-        return 0.5 * (1 + math.cos(math.pi * min(e - warmup + 1, span - 1) / span))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
 def fit_recipe(
     model: nn.Module,
     train_images: Sequence[np.ndarray],
@@ -226,13 +214,14 @@ def fit_recipe(
     lib.core.train.FitResult
     """
     tr = CropDataset(train_images, train_masks, crop=crop, crops_per_image=crops_per_image, augment=augment, seed=seed)
-    va_ds = CropDataset(valid_images, valid_masks, crop=crop, augment=False, seed=seed + 7)
+    va_ds = CropDataset(valid_images, valid_masks, crop=crop, augment=False,
+                        seed=repro.derive_seed(seed, "valid_crops"))
     va = [va_ds[i] for i in range(len(va_ds))]
     xv, yv = torch.stack([a for a, _ in va]), torch.stack([b for _, b in va])
     tl = train.seeded_loader(tr, batch_size=batch_size, shuffle=True, seed=seed, drop_last=len(tr) > batch_size)
     vl = train.array_loader(xv, yv, batch_size=2 * batch_size)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = warmup_cosine(opt, epochs) if schedule else None
+    sched = schedules.LRSchedule(opt, "cosine", total=epochs, warmup=1) if schedule else None
 
     def loss(out: Tensor, y: Tensor) -> Tensor:
         return dice_bce_loss(out, y, dice_weight=dice_weight)

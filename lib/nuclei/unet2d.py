@@ -11,16 +11,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from lib.core.blocks import ConvNormAct
+
 __all__ = ["UNet2D"]
 
 
 def _double_conv(in_ch: int, out_ch: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_ch, out_ch, 3, padding=1),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(out_ch, out_ch, 3, padding=1),
-        nn.ReLU(inplace=True),
-    )
+    return nn.Sequential(ConvNormAct(in_ch, out_ch, kernel_size=3, norm=None),
+                         ConvNormAct(out_ch, out_ch, kernel_size=3, norm=None))
 
 
 class UNet2D(nn.Module):

@@ -47,6 +47,8 @@ __all__ = [
     "preprocess",
     "deconvolve_slices",
     "cnn_inputs",
+    "INPUT_MODES",
+    "network_inputs",
     "ENHANCEMENT_WINDOW",
     "enhancement_inputs",
     "cnn_targets",
@@ -57,6 +59,8 @@ __all__ = [
     "predict_maps",
     "map_errors",
     "lesion_scores",
+    "agreement_value",
+    "map_scores",
     "delay_mtt_sweep",
     "protocol_scores",
     "motion_scores",
@@ -202,6 +206,30 @@ def cnn_inputs(frames: np.ndarray, frame_idx: np.ndarray | None = None) -> np.nd
     return ((u - INPUT_MEAN) / INPUT_STD).astype(np.float32)
 
 
+INPUT_MODES: tuple[str, ...] = ("paper", "enhancement")
+"""Network inputs: the authors' windowed frames (:func:`cnn_inputs`) or the enhancement (:func:`enhancement_inputs`)."""
+
+
+def network_inputs(pre: Preprocessed, input_mode: str, frame_idx: np.ndarray | None = None) -> np.ndarray:
+    """The network input of ``input_mode`` for preprocessed slices ``pre`` (optionally a subset of frames).
+
+    Parameters
+    ----------
+    pre : Preprocessed
+        From :func:`preprocess`.
+    input_mode : {"paper", "enhancement"}
+        :func:`cnn_inputs` (the authors') or :func:`enhancement_inputs` (baseline-subtracted).
+    frame_idx : ndarray, optional
+        Subset of frames.
+    """
+    if input_mode == "paper":
+        return cnn_inputs(pre.frames, frame_idx)
+    if input_mode == "enhancement":
+        return enhancement_inputs(pre.frames, pre.n_baseline, frame_idx)
+    raise ValueError(f"input_mode must be one of {INPUT_MODES}, got {input_mode!r}; set it in the parameter file "
+                     "or with --set input_mode=enhancement")
+
+
 def enhancement_inputs(frames: np.ndarray, n_baseline: np.ndarray, frame_idx: np.ndarray | None = None,
                        *, window: tuple[float, float] = ENHANCEMENT_WINDOW, scale_hu: float = 25.0) -> np.ndarray:
     """Network input ``(N, n, H, W)`` float32: frames minus their pre-contrast mean, clipped, in units of 25 HU.
@@ -332,7 +360,7 @@ def train_map_unet(
     -------
     lib.core.train.FitResult
     """
-    from lib.core import train
+    from lib.core import repro, schedules, train
     from lib.perfusion.unet import UNet
 
     torch.manual_seed(seed)
@@ -349,7 +377,7 @@ def train_map_unet(
             return map_loss(out, y, wts, background_weight=background_weight)
     tl = train.array_loader(x_train, y_train, batch_size=batch_size, shuffle=True, seed=seed)
     vl = train.array_loader(x_val, y_val, batch_size=batch_size)
-    gen = torch.Generator().manual_seed(seed + 1)
+    gen = torch.Generator().manual_seed(repro.derive_seed(seed, "flip"))
 
     def flip_batch(x: torch.Tensor, y: torch.Tensor):
         if flip and torch.rand((), generator=gen).item() < 0.5:
@@ -360,7 +388,7 @@ def train_map_unet(
     if schedule == "plateau":
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", patience=5)
     elif schedule == "cosine":
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
+        sched = schedules.LRSchedule(opt, "cosine", total=max(epochs, 1))
     else:
         raise ValueError(f"schedule must be 'plateau' or 'cosine', got {schedule!r}")
     return train.fit(model, tl, loss_fn=loss_fn, epochs=epochs, optimizer=opt, val_loader=vl,
@@ -445,6 +473,53 @@ def lesion_scores(maps_by_name: dict[str, dict[str, np.ndarray]], core: np.ndarr
                          "core vol r": a_c["r"], "penumbra vol r": a_p["r"],
                          "core vol bias, ml": a_c["bias"], "penumbra vol bias, ml": a_p["bias"]})
     return pd.DataFrame(rows), labels
+
+
+def agreement_value(agree: pd.DataFrame, maps: str, rule: str, column: str) -> float:
+    """One number of a :func:`lesion_scores` table: ``column`` of the row ``(maps, rule)``; NaN reads 0.
+
+    A NaN Dice (no lesion in either mask on every subject) counts as 0 in the prose and the metrics,
+    so that a method that finds nothing is not shown as undefined.
+
+    Raises
+    ------
+    KeyError
+        No row ``(maps, rule)`` or no such column, naming what the table has.
+    """
+    if column not in agree.columns:
+        raise KeyError(f"the lesion table has no column {column!r}; it has {list(agree.columns)}")
+    v = agree[(agree["maps"] == maps) & (agree["rule"] == rule)][column]
+    if v.empty:
+        raise KeyError(f"the lesion table has no row for maps {maps!r} with rule {rule!r}; it has maps "
+                       f"{sorted(set(agree['maps']))} and rules {sorted(set(agree['rule']))}")
+    return float(np.nan_to_num(v.iloc[0], nan=0.0))
+
+
+def map_scores(maps: dict[str, np.ndarray], truth: dict[str, np.ndarray], brain: np.ndarray, core: np.ndarray,
+               penumbra: np.ndarray, subject: np.ndarray, pixel_mm: float, slice_mm: float) -> dict[str, float]:
+    """CBF and CBV mean absolute error in the brain and paper-rule lesion Dice against the truth.
+
+    Parameters
+    ----------
+    maps, truth : dict of name -> ndarray (N, H, W)
+        Estimated and true maps (``"cbf"``, ``"cbv"``, and what :func:`lib.perfusion.lesions.lesion_labels` reads).
+    brain, core, penumbra : ndarray of bool, shape (N, H, W)
+        Brain mask and true lesions.
+    subject : ndarray of int, shape (N,)
+        Subject of each slice; ``pixel_mm``, ``slice_mm`` its geometry.
+
+    Returns
+    -------
+    dict
+        ``"CBF MAE"``, ``"CBV MAE"``, ``"core Dice"``, ``"penumbra Dice"``.
+    """
+    from lib.perfusion import lesions as pm
+
+    est_core, est_pen = pm.lesion_labels(maps, brain, rule="paper")
+    return {"CBF MAE": float(np.abs(maps["cbf"] - truth["cbf"])[brain].mean()),
+            "CBV MAE": float(np.abs(maps["cbv"] - truth["cbv"])[brain].mean()),
+            "core Dice": pm.lesion_agreement(core, est_core, subject, pixel_mm, slice_mm)["dice"],
+            "penumbra Dice": pm.lesion_agreement(penumbra, est_pen, subject, pixel_mm, slice_mm)["dice"]}
 
 
 def delay_mtt_sweep(methods: list[str], sigma: float, rng: np.random.Generator, *,

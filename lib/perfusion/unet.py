@@ -23,18 +23,13 @@ from typing import Literal
 import torch
 from torch import nn
 
+from lib.core.blocks import ConvNormAct
+
 __all__ = ["UNet"]
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-    )
+    return nn.Sequential(ConvNormAct(cin, cout, kernel_size=3), ConvNormAct(cout, cout, kernel_size=3))
 
 
 class UNet(nn.Module):

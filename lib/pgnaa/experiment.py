@@ -5,8 +5,8 @@ measurements ("sources"); training and test samples are fresh RSM draws of ``k``
 from them. :func:`accuracy_vs_k` evaluates any set of classifiers on the same test
 draws, with Wilson 95 % intervals, so the CNN can be put next to the likelihood limit;
 :func:`compare_on_counts` and :func:`table2_rows` are the chapter's experiment loops,
-:func:`plot_accuracy_curves` its accuracy-versus-counts plot, and :func:`gap_verdict`,
-:func:`ratio_verdict` and :func:`ordering_text` turn the numbers into the prose's verdicts.
+:func:`plot_accuracy_curves` its accuracy-versus-counts plot, and :func:`ordering_text` (with
+:func:`lib.core.verdict.tolerance` and :func:`lib.core.verdict.ratio`) turn the numbers into the prose's verdicts.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from lib.core import train
+from lib.core import repro, schedules, train
+from lib.core.splits import Split, split_ids
 from lib.pgnaa.inception_resnet1d import InceptionResNetV2_1D
 from lib.pgnaa.linear_path import CountsClassifier
 from lib.pgnaa.sampling import RSMBatch, normalise_counts, rsm1, rsm2, rsm3
@@ -29,17 +30,15 @@ from lib.pgnaa.small1d import GRUClassifier, ImageCNN2d, ResNet1d, SmallCNN1d, T
 __all__ = [
     "make_model",
     "n_parameters",
-    "lr_schedule",
     "train_rsm",
     "predict_labels",
     "draw_test_set",
+    "split_sources",
     "wilson_interval",
     "accuracy_vs_k",
     "counts_for_accuracy",
     "bin_channels",
     "cnn_classifier",
-    "gap_verdict",
-    "ratio_verdict",
     "plot_accuracy_curves",
     "compare_on_counts",
     "table2_rows",
@@ -105,20 +104,6 @@ def _crop_for(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda x: x
 
 
-def lr_schedule(epochs: int, *, warmup: int = 1, final: float = 0.02) -> Callable[[int], float]:
-    """Learning-rate factor per epoch: linear warm-up over ``warmup`` epochs, then cosine decay to ``final``."""
-    if epochs < 1 or warmup < 0 or not 0 < final <= 1:
-        raise ValueError(f"need epochs >= 1, warmup >= 0 and 0 < final <= 1; got {epochs}, {warmup}, {final}")
-
-    def factor(epoch: int) -> float:  # epoch: number of completed epochs (LambdaLR convention)
-        if epoch < warmup:
-            return (epoch + 1) / (warmup + 1)
-        t = (epoch - warmup) / max(1, epochs - 1 - warmup)
-        return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-
-    return factor
-
-
 def train_rsm(model: nn.Module, sources: torch.Tensor, source_labels: torch.Tensor, *, k: int | tuple[int, int],
               method: str = "rsm3", epochs: int = 5, steps_per_epoch: int = 20, batch_size: int = 64,
               lr: float = 1e-3, lr_linear: float | None = None, aux_linear: float = 1.0, schedule: bool = True,
@@ -130,7 +115,8 @@ def train_rsm(model: nn.Module, sources: torch.Tensor, source_labels: torch.Tens
     the ``k`` range: per sample for RSM-3). Networks with ``takes_counts`` (such as
     :class:`~lib.pgnaa.linear_path.CountsClassifier`) get raw counts, others
     :func:`~lib.pgnaa.sampling.normalise_counts`. Adam; with ``schedule`` the learning
-    rate follows :func:`lr_schedule` over the epochs, and a linear path gets its own rate
+    rate follows a linear warm-up epoch and a cosine decay to 2 % at the last epoch
+    (:class:`lib.core.schedules.LRSchedule` ``"warmup_cosine"``, stepped per epoch), and a linear path gets its own rate
     ``lr_linear`` (default ``lr``) and, with weight ``aux_linear``, an auxiliary
     cross-entropy on its own logits. The best epoch by training loss (on fresh draws, hence
     an unbiased estimate) is kept.
@@ -145,7 +131,7 @@ def train_rsm(model: nn.Module, sources: torch.Tensor, source_labels: torch.Tens
     loader = train.array_loader(src_idx, source_labels[src_idx].long(), batch_size=batch_size, shuffle=True,
                                 seed=seed)
     takes_counts = bool(getattr(model, "takes_counts", False))
-    tf = RSMBatch(sources, k, method=method, seed=seed + 1, image_size=image_size,
+    tf = RSMBatch(sources, k, method=method, seed=repro.derive_seed(seed, "rsm_draws"), image_size=image_size,
                   output="counts" if takes_counts else "normalised")
     crop = _crop_for(model)
 
@@ -164,7 +150,7 @@ def train_rsm(model: nn.Module, sources: torch.Tensor, source_labels: torch.Tens
     else:
         groups = [{"params": list(model.parameters()), "lr": lr}]
     opt = torch.optim.Adam(groups)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_schedule(epochs)) if schedule else None
+    sched = schedules.LRSchedule(opt, "warmup_cosine", total=epochs, warmup=1, final=0.02) if schedule else None
     t0 = time.perf_counter()
     def loss_fn(out, y):
         loss = nn.functional.cross_entropy(out, y)
@@ -198,6 +184,43 @@ def draw_test_set(sources: torch.Tensor, source_labels: torch.Tensor, k: int, n_
     rows = sources[idx].to(torch.float64)
     fn = {"rsm1": rsm1, "rsm2": rsm2, "rsm3": rsm3}[method]
     return fn(rows, k, generator=generator), source_labels[idx].numpy()
+
+
+def split_sources(counts, labels, *, seed: int,
+                  test_fraction: float = 0.3) -> tuple[Split, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+    """Split full measurements by spectrum into training and held-out test sources.
+
+    For every class about ``test_fraction`` of its spectra (at least one, while the class has two or
+    more; never its last) are held out, drawn with ``numpy.random.default_rng(seed)`` by
+    :func:`lib.core.splits.split_ids` (stratified by class, parts in spectrum order). Test samples
+    must be drawn from the ``"test"`` sources only; the two parts share no spectrum.
+
+    Parameters
+    ----------
+    counts : array_like, shape (n_spectra, n_channels)
+        Full measurements (counts).
+    labels : array_like of int, shape (n_spectra,)
+        Class of each spectrum.
+    seed : int
+    test_fraction : float
+
+    Returns
+    -------
+    split : lib.core.splits.Split
+        Parts ``"train"`` and ``"test"`` of spectrum indices (``split.index``).
+    parts : dict
+        ``{"train": (sources, labels), "test": (sources, labels)}``: float64 sources ``(n, n_channels)``
+        and int64 labels ``(n,)`` tensors.
+    """
+    c = np.asarray(counts)
+    y = np.asarray(labels)
+    if c.ndim != 2 or y.shape != (c.shape[0],):
+        raise ValueError(f"need counts (n_spectra, n_channels) and one label per spectrum, got {c.shape} and {y.shape}")
+    split = split_ids(np.arange(len(y)), fractions=(test_fraction,), names=("train", "test"), seed=seed,
+                      stratify=y, sort=True)
+    parts = {name: (torch.as_tensor(c[idx], dtype=torch.float64), torch.as_tensor(y[idx], dtype=torch.int64))
+             for name, idx in split.index.items()}
+    return split, parts
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -283,33 +306,6 @@ def cnn_classifier(model: nn.Module, *, device="auto", batch_size: int = 256) ->
 
 
 
-def gap_verdict(value: float, limit: float, tolerance_pp: float, *, what: str = "the network") -> str:
-    """A sentence comparing ``value`` with ``limit`` (accuracies in [0, 1]) against a tolerance in points.
-
-    E.g. ``"the network is within 1 point of the limit (0.4 points below)"`` or
-    ``"the network falls short of the 1-point goal by 0.7 points (1.7 points below the limit)"``.
-    """
-    gap = 100.0 * (limit - value)
-    tol = f"{tolerance_pp:g} point{'s' if tolerance_pp != 1 else ''}"
-    if not np.isfinite(gap):
-        return f"{what} cannot be compared with the limit (no value)"
-    if gap <= tolerance_pp:
-        rel = f"{abs(gap):.1f} points {'below' if gap >= 0 else 'above'}"
-        return f"{what} is within {tol} of the limit ({rel})"
-    return f"{what} falls short of the {tol} goal by {gap - tolerance_pp:.1f} points ({gap:.1f} points below the limit)"
-
-
-def ratio_verdict(k_net: float, k_limit: float, max_ratio: float, *, what: str = "the network") -> str:
-    """A sentence on the counts a method needs for a target accuracy relative to the limit's."""
-    if not np.isfinite(k_limit):
-        return "the limit itself does not reach the target on this grid"
-    if not np.isfinite(k_net):
-        return f"{what} does not reach the target on this grid (the limit does at {k_limit:,.0f} counts)"
-    r = k_net / k_limit
-    ok = "within" if r <= max_ratio else "outside"
-    return f"{what} needs {k_net:,.0f} counts, {r:.2f}× the limit's {k_limit:,.0f}: {ok} the goal of {max_ratio:g}×"
-
-
 def plot_accuracy_curves(ax, curve: pd.DataFrame, styles: dict[str, tuple[str, str]], *,
                          k95: pd.Series | None = None, target: float = 0.95) -> None:
     """Accuracy against counts per method with Wilson bands; optionally mark each method's counts for ``target``.
@@ -387,7 +383,7 @@ def compare_on_counts(sources: torch.Tensor, source_labels: torch.Tensor, k_grid
         res, seconds = train_rsm(model, sources, source_labels, seed=seed, device=device, **train_kwargs)
         clfs[name] = cnn_classifier(res.model, device=device)
     curve = accuracy_vs_k(sorted(set(int(k) for k in k_grid)), sources, source_labels, n_per_source, clfs,
-                          seed=seed + 30)
+                          seed=repro.derive_seed(seed, "test_draws"))
     return curve, clfs, seconds
 
 
@@ -418,7 +414,7 @@ def table2_rows(combos: list[str], sources: torch.Tensor, source_labels: torch.T
     from lib.pgnaa.bayes import MultinomialClassifier
     from lib.pgnaa.sampling import rsm4
 
-    g = torch.Generator().manual_seed(seed + 50)
+    g = torch.Generator().manual_seed(repro.derive_seed(seed, "discard_test_draws"))
     x, y = draw_test_set(sources, source_labels, k, n_per_source, generator=g)
     xb = bin_channels(x, bin_factor)
     binned = bin_channels(sources, bin_factor)

@@ -19,18 +19,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lib.core.blocks import ConvNormAct
+
 __all__ = ["InceptionResNetV2_1D", "BasicConv1d"]
 
 
-class BasicConv1d(nn.Sequential):
-    """Conv1d (no bias) + BatchNorm1d (eps 1e-3) + ReLU."""
+class BasicConv1d(ConvNormAct):
+    """Conv1d (no bias) + BatchNorm1d (eps 1e-3) + ReLU: :class:`~lib.core.blocks.ConvNormAct` with Keras' eps."""
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0) -> None:
-        super().__init__(
-            nn.Conv1d(cin, cout, kernel, stride=stride, padding=padding, bias=False),
-            nn.BatchNorm1d(cout, eps=1e-3, momentum=0.1),
-            nn.ReLU(inplace=True),
-        )
+        super().__init__(cin, cout, kernel_size=kernel, stride=stride, padding=padding, dims=1, bn_eps=1e-3,
+                         bn_momentum=0.1)
 
 
 class _Mixed5b(nn.Module):

@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lib.core.blocks import ConvNormAct
+
 __all__ = ["SmallCNN1d", "ResNet1d", "GRUClassifier", "TransformerClassifier", "ImageCNN2d"]
 
 
@@ -54,8 +56,8 @@ class SmallCNN1d(nn.Module):
         layers: list[nn.Module] = []
         cin = in_channels
         for i, c in enumerate(channels):
-            layers += [nn.Conv1d(cin, c, kernel_size, stride=2 if i == 0 else 1, padding=kernel_size // 2,
-                                 bias=False), nn.BatchNorm1d(c), nn.ReLU(inplace=True), nn.MaxPool1d(2)]
+            layers += [ConvNormAct(cin, c, kernel_size=kernel_size, stride=2 if i == 0 else 1,
+                                   padding=kernel_size // 2, dims=1), nn.MaxPool1d(2)]
             cin = c
         self.body = nn.Sequential(*layers)
         self.num_features = cin
@@ -77,10 +79,10 @@ class _Basic(nn.Module):
 
     def __init__(self, cin: int, c: int, stride: int) -> None:
         super().__init__()
-        self.f = nn.Sequential(nn.Conv1d(cin, c, 3, stride, 1, bias=False), nn.BatchNorm1d(c), nn.ReLU(inplace=True),
-                               nn.Conv1d(c, c, 3, 1, 1, bias=False), nn.BatchNorm1d(c))
+        self.f = nn.Sequential(ConvNormAct(cin, c, kernel_size=3, stride=stride, padding=1, dims=1),
+                               ConvNormAct(c, c, kernel_size=3, dims=1, act=None))
         self.skip = (nn.Identity() if stride == 1 and cin == c else
-                     nn.Sequential(nn.Conv1d(cin, c, 1, stride, bias=False), nn.BatchNorm1d(c)))
+                     ConvNormAct(cin, c, kernel_size=1, stride=stride, padding=0, dims=1, act=None))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.f(x) + self.skip(x))
@@ -92,11 +94,11 @@ class _Bottleneck(nn.Module):
     def __init__(self, cin: int, c: int, stride: int) -> None:
         super().__init__()
         cout = 4 * c
-        self.f = nn.Sequential(nn.Conv1d(cin, c, 1, bias=False), nn.BatchNorm1d(c), nn.ReLU(inplace=True),
-                               nn.Conv1d(c, c, 3, stride, 1, bias=False), nn.BatchNorm1d(c), nn.ReLU(inplace=True),
-                               nn.Conv1d(c, cout, 1, bias=False), nn.BatchNorm1d(cout))
+        self.f = nn.Sequential(ConvNormAct(cin, c, kernel_size=1, dims=1),
+                               ConvNormAct(c, c, kernel_size=3, stride=stride, padding=1, dims=1),
+                               ConvNormAct(c, cout, kernel_size=1, dims=1, act=None))
         self.skip = (nn.Identity() if stride == 1 and cin == cout else
-                     nn.Sequential(nn.Conv1d(cin, cout, 1, stride, bias=False), nn.BatchNorm1d(cout)))
+                     ConvNormAct(cin, cout, kernel_size=1, stride=stride, padding=0, dims=1, act=None))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.f(x) + self.skip(x))
@@ -123,8 +125,8 @@ class ResNet1d(nn.Module):
         if len(layers) != 4:
             raise ValueError(f"layers must have 4 entries, got {layers}")
         block = _Bottleneck if bottleneck else _Basic
-        self.stem = nn.Sequential(nn.Conv1d(in_channels, base_width, 7, 2, 3, bias=False), nn.BatchNorm1d(base_width),
-                                  nn.ReLU(inplace=True), nn.MaxPool1d(3, 2, 1))
+        self.stem = nn.Sequential(ConvNormAct(in_channels, base_width, kernel_size=7, stride=2, padding=3, dims=1),
+                                  nn.MaxPool1d(3, 2, 1))
         stages = []
         cin = base_width
         for i, n in enumerate(layers):
@@ -219,8 +221,7 @@ class ImageCNN2d(nn.Module):
         layers: list[nn.Module] = []
         cin = 1
         for c in channels:
-            layers += [nn.Conv2d(cin, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
-                       nn.MaxPool2d(2)]
+            layers += [ConvNormAct(cin, c, kernel_size=3), nn.MaxPool2d(2)]
             cin = c
         self.body = nn.Sequential(*layers)
         self.num_features = cin

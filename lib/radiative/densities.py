@@ -23,13 +23,37 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["FAMILIES", "AUTHORS_FAMILY_WEIGHTS", "generate_densities", "box_smooth_valid", "crenau_densities"]
+__all__ = ["FAMILIES", "AUTHORS_FAMILY_WEIGHTS", "generate_densities", "box_smooth_valid", "crenau_densities",
+           "reference_density"]
 
 FAMILIES: tuple[str, ...] = ("sinus_bumps", "squares", "rotated_squares", "circles", "gaussians")
 AUTHORS_FAMILY_WEIGHTS: tuple[float, ...] = (1446, 482, 240, 242, 481)
 """Family sizes in the authors' 2891 recorded densities (normals up to 10 and up to 5 merged)."""
 
 _SMOOTH_PASSES = 3
+
+
+def reference_density(n: int) -> np.ndarray:
+    """The deterministic two-Gaussian density of the authors'-program reference runs.
+
+    ``1 + 3 exp(-|p - (0.30, 0.65)|² / (2 · 0.08²)) + 2 exp(-|p - (0.70, 0.30)|² / (2 · 0.06²))`` (g/cm³) at the
+    cell centres ``(i + 0.5) / n`` of the unit square, rows along y (y-up).
+
+    Parameters
+    ----------
+    n : int
+        Cells per side (>= 1).
+
+    Returns
+    -------
+    ndarray, shape (n, n)
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"reference_density needs a positive int grid size, got {n!r}")
+    x = (np.arange(n) + 0.5) / n
+    X, Y = np.meshgrid(x, x)
+    return (1 + 3 * np.exp(-((X - 0.30) ** 2 + (Y - 0.65) ** 2) / (2 * 0.08**2))
+            + 2 * np.exp(-((X - 0.70) ** 2 + (Y - 0.30) ** 2) / (2 * 0.06**2)))
 
 
 def box_smooth_valid(x: np.ndarray, passes: int = _SMOOTH_PASSES) -> np.ndarray:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lib.core import metrics, train
+from lib.core import metrics, schedules, train, verdict
 from lib.radiative import dataset as rtd
 from lib.radiative.bump_cnn import BumpCNN, bump_score, keras_r2
 from lib.radiative.p1 import rotate_density
@@ -48,8 +48,8 @@ __all__ = [
     "batch_r2",
     "MapScores",
     "LR_SCHEDULES",
-    "lr_factor",
     "fit_map_model",
+    "fit_and_score",
     "predict_maps",
     "evaluate_maps",
     "noise_curve",
@@ -61,7 +61,6 @@ __all__ = [
     "ClassificationRun",
     "fit_bump_classification",
     "read_speed_record",
-    "compare_sentence",
     "speed_sentence",
     "bump_seed_table",
     "bump_spread_text",
@@ -315,57 +314,7 @@ def batch_r2(out: torch.Tensor, target: torch.Tensor) -> float:
 
 
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine", "onecycle")
-"""Learning-rate schedules of :func:`fit_map_model`, applied per optimiser step (see :func:`lr_factor`)."""
-
-
-def lr_factor(schedule: str, step: int, total: int, *, warmup: float = 0.25) -> float:
-    """Multiplier of the peak learning rate at optimiser step ``step`` of ``total`` (0-based).
-
-    Parameters
-    ----------
-    schedule : {"constant", "cosine", "onecycle"}
-        ``constant``: 1. ``cosine``: ``(1 + cos(pi s / total)) / 2``, from 1 towards 0.
-        ``onecycle``: cosine warm-up from 1/25 to 1 over the first ``warmup`` fraction of the steps, then
-        cosine decay to 1/250 000 of the peak (PyTorch's ``OneCycleLR`` with its default factors).
-    step, total : int
-        Current step and number of steps (``total >= 1``).
-    warmup : float
-        Warm-up fraction of ``onecycle`` (in (0, 1)).
-    """
-    if schedule not in LR_SCHEDULES:
-        raise ValueError(f"schedule must be one of {LR_SCHEDULES}, got {schedule!r}.")
-    if total < 1 or not 0 <= step:
-        raise ValueError(f"need total >= 1 and step >= 0, got step={step}, total={total}.")
-    t = min(step, total) / total
-    if schedule == "constant":
-        return 1.0
-    if schedule == "cosine":
-        return 0.5 * (1 + math.cos(math.pi * t))
-    if not 0 < warmup < 1:
-        raise ValueError(f"warmup must lie in (0, 1), got {warmup}.")
-    lo, end = 1 / 25, 1 / 25 / 1e4
-
-    def cos_ramp(a: float, b: float, u: float) -> float:
-        return b + (a - b) * 0.5 * (1 + math.cos(math.pi * u))
-
-    if t < warmup:
-        return cos_ramp(lo, 1.0, t / warmup)
-    return cos_ramp(1.0, end, (t - warmup) / (1 - warmup))
-
-
-class _ScheduledAdam(torch.optim.Adam):
-    """Adam whose learning rate follows :func:`lr_factor` per step (``lib.core.train.fit`` steps schedulers per epoch)."""
-
-    def __init__(self, params, *, lr: float, schedule: str, total_steps: int) -> None:
-        super().__init__(params, lr=lr * lr_factor(schedule, 0, total_steps))
-        self._peak, self._schedule, self._total, self._step_no = lr, schedule, total_steps, 0
-
-    def step(self, closure=None):  # type: ignore[override]
-        out = super().step(closure)
-        self._step_no += 1
-        for g in self.param_groups:
-            g["lr"] = self._peak * lr_factor(self._schedule, self._step_no, self._total)
-        return out
+"""Learning-rate schedules of :func:`fit_map_model`, applied per optimiser step (:mod:`lib.core.schedules`)."""
 
 
 def fit_map_model(model: nn.Module, train_xy: tuple[np.ndarray, np.ndarray], val_xy: tuple[np.ndarray, np.ndarray],
@@ -385,7 +334,8 @@ def fit_map_model(model: nn.Module, train_xy: tuple[np.ndarray, np.ndarray], val
     batch_transform : callable, optional
         Applied to every training and validation batch (e.g. :class:`NoiseAugment`).
     schedule : {"constant", "cosine", "onecycle"}
-        Learning-rate schedule over all optimiser steps, ``lr`` being the peak (:func:`lr_factor`).
+        Learning-rate schedule over all optimiser steps, ``lr`` being the peak
+        (:func:`lib.core.schedules.lr_factor`; ``onecycle`` warms up over the first quarter).
 
     Returns
     -------
@@ -400,12 +350,39 @@ def fit_map_model(model: nn.Module, train_xy: tuple[np.ndarray, np.ndarray], val
     va = train.array_loader(xv, yv, batch_size=batch_size)
     if schedule not in LR_SCHEDULES:
         raise ValueError(f"schedule must be one of {LR_SCHEDULES}, got {schedule!r}.")
-    opt = _ScheduledAdam(model.parameters(), lr=lr, schedule=schedule, total_steps=max(1, epochs * len(tr)))
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = schedules.LRSchedule(opt, schedule, total=max(1, epochs * len(tr)), pct_start=0.25)
     t0 = time.perf_counter()
     res = train.fit(model, tr, loss_fn=nn.functional.mse_loss, epochs=epochs,
-                    optimizer=opt, val_loader=va,
+                    optimizer=opt, val_loader=va, scheduler=sched, scheduler_interval="step",
                     metrics={"r2": batch_r2}, batch_transform=batch_transform, device=device, progress=False)
     return res, time.perf_counter() - t0
+
+
+def fit_and_score(model: nn.Module, data: tuple, truth: np.ndarray, *, epochs: int, batch_size: int, lr: float,
+                  seed: int, device: Any = "auto", schedule: str = "constant",
+                  batch_transform: Callable | None = None) -> tuple[train.FitResult, float, MapScores]:
+    """Train a density-map network (:func:`fit_map_model`, seeded) and score it on the test maps.
+
+    Parameters
+    ----------
+    model : nn.Module
+    data : (train_xy, val_xy, test_x)
+        Prepared training and validation pairs and test inputs.
+    truth : ndarray
+        Test maps (densities / 10).
+    epochs, batch_size, lr, seed, device, schedule, batch_transform
+        As in :func:`fit_map_model`; ``torch.manual_seed(seed)`` is set first, so that a model built
+        lazily draws the same weights.
+
+    Returns
+    -------
+    (FitResult, seconds, MapScores)
+    """
+    torch.manual_seed(seed)
+    res, sec = fit_map_model(model, data[0], data[1], epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                             device=device, schedule=schedule, batch_transform=batch_transform)
+    return res, sec, evaluate_maps(res.model, data[2], truth, batch_size=batch_size, device=device)
 
 
 def predict_maps(model: nn.Module, x: np.ndarray, *, batch_size: int = 32, device: Any = "auto") -> np.ndarray:
@@ -563,13 +540,13 @@ def bump_seed_table(runs: Sequence[BumpRun], seeds: Sequence[int]) -> pd.DataFra
 
 
 def bump_spread_text(table: pd.DataFrame) -> str:
-    """`` (means of n trainings, SD ...)`` for a :func:`bump_seed_table` of two rows or more; ``""`` for one.
+    """`` (means of n trainings, SD ...)`` for a :func:`bump_seed_table` of two rows or more, else `` (one training)``.
 
     The text follows the two means in the chapter's sentence: it gives the sample standard deviations
     (``ddof=1``) of the Keras R² and of the custom score, then the range of the custom score.
     """
     if len(table) < 2:
-        return ""
+        return " (one training)"  # a glued sentence is never empty (lib.core.report.text)
     sd = table.std(ddof=1)
     k, c = "Keras R² (%)", "custom score (%)"
     return (f" (means of {len(table)} trainings; SD {sd[k]:.2f} and {sd[c]:.1f} points, custom score per training "
@@ -607,19 +584,20 @@ def bump_metrics(runs: Sequence[BumpRun], table: pd.DataFrame) -> dict[str, floa
 def bump_verdict(table: pd.DataFrame, *, keras_goal: float = 95.0, score_goal: float = 90.0) -> str:
     """The verdict on the bump CNN's goals, computed from the means of a :func:`bump_seed_table`.
 
-    Each mean is compared with its goal (:func:`compare_sentence`, 0.05-point tolerance). When the custom score
-    falls short by no more than two sample SDs of the trainings, the sentence says so.
+    Each mean is compared with its goal (:func:`lib.core.verdict.position`, 0.05-point tolerance). When the custom
+    score falls short by no more than two sample SDs of the trainings (:func:`lib.core.verdict.gap_in_spread`), the
+    sentence says so.
     """
     mean = table.mean()
     keras, score = mean["Keras R² (%)"], mean["custom score (%)"]
-    on_keras = compare_sentence(keras, keras_goal, what=f"the goal of {keras_goal:g} %", tol=0.05, fmt=".1f",
+    on_keras = verdict.position(keras, keras_goal, what=f"the goal of {keras_goal:g} %", tol=0.05, fmt=".1f",
                                 unit=" points")
-    on_score = compare_sentence(score, score_goal, what=f"the goal of {score_goal:g} %", tol=0.05, fmt=".1f",
+    on_score = verdict.position(score, score_goal, what=f"the goal of {score_goal:g} %", tol=0.05, fmt=".1f",
                                 unit=" points")
     text = f"{on_keras} for the Keras R² and {on_score} for the custom score"
     if len(table) > 1:
         sd = table["custom score (%)"].std(ddof=1)
-        if 0 < score_goal - score <= 2 * sd:
+        if verdict.gap_in_spread(score, score_goal, sd, k=2.0):
             text += f", a gap within two SDs of the spread between trainings ({sd:.1f} points)"
     return text
 
@@ -823,27 +801,3 @@ def gpu_sentence(record: Mapping[str, Any] | None) -> str:
         else:
             text += f", slower than {kernel} ({ratio:.2f} times its throughput): at this grid size the GPU does not pay"
     return text + "."
-
-
-def compare_sentence(ours: float, lo: float, hi: float | None = None, *, what: str = "the authors'",
-                     tol: float = 0.005, fmt: str = ".3f", unit: str = "") -> str:
-    """A verdict computed from numbers: ``"above"``/``"within"``/``"below"`` a literature value or range.
-
-    Parameters
-    ----------
-    ours : float
-    lo, hi : float
-        The reference value (``hi`` None) or range ``[lo, hi]``.
-    what : str
-        Name of the reference, e.g. ``"the authors' 0.87-0.89"``.
-    tol : float
-        Differences smaller than this count as "within".
-    fmt, unit : str
-        Format and unit of the difference in the sentence (``".1f"``, ``" points"``).
-    """
-    hi = lo if hi is None else hi
-    if ours < lo - tol:
-        return f"below {what} (by {lo - ours:{fmt}}{unit})"
-    if ours > hi + tol:
-        return f"above {what} (by {ours - hi:{fmt}}{unit})"
-    return f"within {what}"

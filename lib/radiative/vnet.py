@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lib.core.blocks import ConvNormAct
+
 __all__ = ["AuthorsVNet", "MilletariVNet", "init_output_mean"]
 
 
@@ -50,11 +52,9 @@ def _check_input(x: torch.Tensor, in_channels: int, factor: int) -> None:
 class _DoubleConv(nn.Sequential):
     def __init__(self, cin: int, cout: int, k: int, bn_momentum: float, bn_eps: float) -> None:
         super().__init__(
-            nn.Conv2d(cin, cout, k, padding=k // 2),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(cout, cout, k, padding=k // 2),
-            nn.ReLU(inplace=True),
-            nn.BatchNorm2d(cout, momentum=bn_momentum, eps=bn_eps),
+            ConvNormAct(cin, cout, kernel_size=k, norm=None),
+            ConvNormAct(cout, cout, kernel_size=k, norm=None),
+            nn.BatchNorm2d(cout, momentum=bn_momentum, eps=bn_eps),  # the authors' doubleConv normalises last
         )
 
 
@@ -123,7 +123,7 @@ class _LUConvs(nn.Sequential):
     def __init__(self, ch: int, n: int) -> None:
         layers: list[nn.Module] = []
         for _ in range(n):
-            layers += [nn.Conv2d(ch, ch, 5, padding=2), nn.BatchNorm2d(ch), nn.ELU(inplace=True)]
+            layers.append(ConvNormAct(ch, ch, kernel_size=5, act="elu", bias=True))
         super().__init__(*layers)
 
 
@@ -131,7 +131,7 @@ class _Down(nn.Module):
     def __init__(self, cin: int, n_convs: int, dropout: float) -> None:
         super().__init__()
         cout = 2 * cin
-        self.down = nn.Sequential(nn.Conv2d(cin, cout, 2, stride=2), nn.BatchNorm2d(cout), nn.ELU(inplace=True))
+        self.down = ConvNormAct(cin, cout, kernel_size=2, stride=2, padding=0, act="elu", bias=True)
         self.drop = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
         self.convs = _LUConvs(cout, n_convs)
         self.act = nn.ELU(inplace=True)
@@ -144,7 +144,7 @@ class _Down(nn.Module):
 class _Up(nn.Module):
     def __init__(self, cin: int, cout: int, n_convs: int, dropout: float) -> None:
         super().__init__()
-        self.up = nn.Sequential(nn.ConvTranspose2d(cin, cout // 2, 2, stride=2), nn.BatchNorm2d(cout // 2), nn.ELU(inplace=True))
+        self.up = ConvNormAct(cin, cout // 2, kernel_size=2, stride=2, padding=0, act="elu", bias=True, transposed=True)
         self.drop = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
         self.convs = _LUConvs(cout, n_convs)
         self.act = nn.ELU(inplace=True)
@@ -179,7 +179,7 @@ class MilletariVNet(nn.Module):
             raise ValueError(f"need in_channels >= 1 and an even base >= 2, got {in_channels}, {base}.")
         self.in_channels = in_channels
         self.stem = nn.Conv2d(in_channels, base, 1)
-        self.inp = nn.Sequential(nn.Conv2d(base, base, 5, padding=2), nn.BatchNorm2d(base))
+        self.inp = ConvNormAct(base, base, kernel_size=5, act=None, bias=True)
         self.inp_act = nn.ELU(inplace=True)
         b = base
         self.down1 = _Down(b, 1, 0.0)
@@ -191,7 +191,7 @@ class MilletariVNet(nn.Module):
         self.up2 = _Up(8 * b, 4 * b, 1, 0.0)
         self.up1 = _Up(4 * b, 2 * b, 1, 0.0)
         self.out = nn.Sequential(
-            nn.Conv2d(2 * b, out_channels, 5, padding=2), nn.BatchNorm2d(out_channels), nn.ELU(inplace=True),
+            ConvNormAct(2 * b, out_channels, kernel_size=5, act="elu", bias=True),
             nn.Conv2d(out_channels, out_channels, 1),
         )
 

@@ -90,3 +90,77 @@ def test_show_provenance_is_collapsed(shown):
                                              ("nan", None), ("<Figure>", None)])
 def testparse_number(text, value):
     assert report.parse_number(text) == value
+
+
+# ----------------------------------------------------------------------------- numbers that optional data feeds
+
+
+def _glued(shown):
+    """``{name: bundle}`` of the glued (not displayed) outputs captured so far."""
+    return {kw["metadata"]["scrapbook"]["name"]: bundle for (bundle,), kw in shown
+            if "scrapbook" in kw.get("metadata", {})}
+
+
+def _as_notebook(shown):
+    """The captured outputs as one executed notebook cell, for the runner's metric collection."""
+    import nbformat
+
+    outputs = [nbformat.v4.new_output("display_data", data=bundle, metadata=kw.get("metadata", {}))
+               for (bundle,), kw in shown]
+    cell = nbformat.v4.new_code_cell("")
+    cell.outputs = outputs
+    return nbformat.v4.new_notebook(cells=[cell])
+
+
+def test_metric_or_unavailable_with_a_value_records_it_whole_and_shows_it_formatted(shown):
+    from lib.runtime.run import collect_metrics
+
+    report.metric_or_unavailable("err", np.float64(1.23456e-7), fmt=".1e", why="unused", how="unused")
+    report.metric_or_unavailable("k95", 12345.6, fmt="about {:,.0f} counts")
+    bundle = _glued(shown)["err"]
+    assert bundle[report.GLUE_PREFIX + "text/markdown"] == "1.2e-07"  # what {glue:md} places in the prose
+    assert _glued(shown)["k95"][report.GLUE_PREFIX + "text/markdown"] == "about 12,346 counts"
+    assert collect_metrics(_as_notebook(shown)) == {"err": 1.23456e-7, "k95": 12345.6}  # metrics.json: full value
+
+
+def test_metric_or_unavailable_without_a_value_glues_why_and_how_under_the_same_key(shown):
+    from myst_nb.core.variables import format_plain_text
+
+    from lib.runtime.run import collect_metrics
+
+    report.metric_or_unavailable("err", None, fmt=".1e", why="the dataset rt-reference is absent",
+                                 how="`python -m lib data verify rt-reference`")
+    bundle = _glued(shown)["err"]
+    want = ("not available in this run: the dataset rt-reference is absent, and how to get it "
+            "(`python -m lib data verify rt-reference`)")
+    assert bundle[report.GLUE_PREFIX + "text/markdown"] == want
+    assert format_plain_text(bundle[report.GLUE_PREFIX + "text/plain"], "") == want  # {glue:text} reads the same
+    assert collect_metrics(_as_notebook(shown)) == {}  # no number, no metric
+
+
+def test_unavailable_needs_both_why_and_how(shown):
+    with pytest.raises(ValueError, match="needs both `why`"):
+        report.metric_or_unavailable("err", None, fmt=".1e")
+    with pytest.raises(ValueError, match="needs both `why`"):
+        report.unavailable("err", why="absent", how=" ")
+    assert shown == []
+
+
+def test_metric_or_unavailable_checks_value_and_format(shown):
+    with pytest.raises(ValueError, match="not finite"):
+        report.metric_or_unavailable("x", float("inf"), fmt=".1f")
+    with pytest.raises(ValueError, match="format '.1q' does not apply"):
+        report.metric_or_unavailable("x", 1.0, fmt=".1q")
+    with pytest.raises(ValueError, match="glue name"):
+        report.unavailable("a b", why="w", how="h")
+
+
+def test_text_glues_for_both_roles(shown):
+    report.text("verdict", "the goal is met (`lab`)")
+    bundle = _glued(shown)["verdict"]
+    assert bundle[report.GLUE_PREFIX + "text/markdown"] == "the goal is met (`lab`)"
+    assert bundle[report.GLUE_PREFIX + "text/plain"] == "'the goal is met (`lab`)'"
+    with pytest.raises(ValueError, match="non-empty string"):
+        report.text("verdict", "")
+    report.text("count", "3")  # a sentence that reads as a number stays a string for the runner
+    assert report.parse_number(_glued(shown)["count"][report.GLUE_PREFIX + "text/plain"]) is None

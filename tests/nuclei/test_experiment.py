@@ -75,17 +75,6 @@ def test_pick_cases_and_spread():
         pick_cases([])
 
 
-def test_verdict_sentences():
-    from lib.nuclei.experiment import compare_text, goal_text
-
-    assert compare_text(0.912, 0.866, name_a="A", name_b="B") == "A (0.912) beats B (0.866) by 4.6 points"
-    assert compare_text(0.850, 0.866, name_a="A", name_b="B") == "A (0.850) falls short of B (0.866) by 1.6 points"
-    assert "within 1 point" in compare_text(0.870, 0.866, name_a="A", name_b="B")
-    assert goal_text(0.887, 0.90, what="F1") == "F1 0.887 falls short of the goal 0.90 by 1.3 points"
-    assert goal_text(0.90, 0.90, what="F1") == "F1 0.900 meets the goal 0.90"
-    assert goal_text(0.867, 0.8963, what="F1", digits=3) == "F1 0.867 falls short of the goal 0.896 by 2.9 points"
-
-
 def test_modality_table_perfect_and_empty_predictions():
     from lib.nuclei.experiment import modality_table
 
@@ -191,3 +180,48 @@ def test_ablation_table_and_text():
     assert "no run of the full recipe" in ablation_text(ablation_table(runs.iloc[1:], switches))
     with pytest.raises(ValueError, match="recipe_off_index"):
         ablation_table(runs.drop(columns="recipe_off_index"), switches)
+
+
+def test_train_recipe_selects_the_epoch_on_validation_never_on_test(monkeypatch):
+    """The headline's kept epoch comes from the validation records; the test records are only predicted."""
+    import pandas as pd
+
+    import lib.nuclei.experiment as X
+    from lib.nuclei.synthetic import synth_nuclei_records
+
+    recs = synth_nuclei_records(12, np.random.default_rng(4), 48)
+    tr, va, te_a, te_b = recs[:6], recs[6:8], recs[8:10], recs[10:12]
+    kw = dict(eval_size=40, width=2, epochs=3, crop=32, device="cpu")
+    seen = []
+    real_fit = X.fit_recipe
+
+    def spy(model, train_x, train_y, valid_x, valid_y, **fit_kw):
+        seen.append((valid_x, valid_y))
+        return real_fit(model, train_x, train_y, valid_x, valid_y, **fit_kw)
+
+    monkeypatch.setattr(X, "fit_recipe", spy)
+    res_a, prob_a = X.train_recipe("U-Net", tr, va, te_a, **kw)
+    res_b, prob_b = X.train_recipe("U-Net", tr, va, te_b, **kw)
+    want_x, want_y = X.recipe_inputs(va)
+    test_x, _ = X.recipe_inputs(te_a + te_b)
+    for valid_x, valid_y in seen:
+        assert len(valid_x) == len(va)
+        assert all(np.array_equal(a, b) for a, b in zip(valid_x, want_x))
+        assert all(np.array_equal(a, b) for a, b in zip(valid_y, want_y))
+        assert not any(np.array_equal(a, b) for a in valid_x for b in test_x), "a test image reached the selection"
+    # black box: another test set changes the predictions, never the training curve or the kept epoch
+    cols = ["loss", "val_loss", "val_dice"]
+    pd.testing.assert_frame_equal(res_a.history[cols], res_b.history[cols])
+    assert res_a.best_epoch == res_b.best_epoch == int(res_a.history["val_loss"].idxmin()) + 1
+    assert not np.allclose(prob_a, prob_b)
+
+
+def test_train_recipe_refuses_a_test_set_that_overlaps_validation():
+    from lib.nuclei.experiment import train_recipe
+    from lib.nuclei.synthetic import synth_nuclei_records
+
+    recs = synth_nuclei_records(8, np.random.default_rng(4), 48)
+    with pytest.raises(ValueError, match=r"splits 'valid' and 'test' share 2 ids \('synth-0006', 'synth-0007'\)"):
+        train_recipe("U-Net", recs[:6], recs[6:], recs[6:], eval_size=40, width=2, epochs=1, crop=32, device="cpu")
+    with pytest.raises(ValueError, match=r"splits 'train' and 'test' share 1 id \('synth-0000'\)"):
+        train_recipe("U-Net", recs[:6], recs[6:], recs[:1], eval_size=40, width=2, epochs=1, crop=32, device="cpu")

@@ -71,17 +71,15 @@ def test_dice_bce_closed_form():
     assert float(R.dice_bce_loss(perfect, target)) < 1e-6
 
 
-def test_warmup_cosine_shape():
-    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
-    sched = R.warmup_cosine(opt, epochs=10, warmup=1)
-    lrs = []
-    for _ in range(10):
-        lrs.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
-    assert lrs[0] < lrs[1]  # warm-up
-    assert all(a >= b for a, b in zip(lrs[1:], lrs[2:]))  # then decay
-    assert lrs[1] > 0.95 and 0 < lrs[-1] < 0.1
+def test_recipe_schedule_warms_up_then_decays():
+    """fit_recipe's schedule, epoch by epoch: half the peak in the warm-up epoch, then cosine (E = 4)."""
+    rng = np.random.default_rng(0)
+    imgs = [rng.integers(0, 256, (3, 32, 32), dtype=np.uint8) for _ in range(4)]
+    masks = [rng.random((32, 32)) > 0.5 for _ in range(4)]
+    res = R.fit_recipe(nn.Conv2d(3, 1, 3, padding=1), imgs, masks, imgs[:2], masks[:2], epochs=4, crop=16,
+                       batch_size=4, lr=1.0, augment=False, device="cpu")
+    expected = [0.5] + [0.5 * (1 + math.cos(math.pi * e / 4)) for e in (1, 2, 3)]
+    assert res.history["lr"].tolist() == pytest.approx(expected, abs=1e-15)
 
 
 def test_predict_native_crops_padding_back():

@@ -193,3 +193,37 @@ def test_protocol_and_motion_scores():
     unreg, reg = pipe.motion_scores(ph_m)
     assert "not registered" in unreg["experiment"] and "registered" in reg["experiment"]
     assert reg["CBF MAE"] < unreg["CBF MAE"]  # registration undoes part of the motion
+
+
+def test_network_inputs_follow_the_input_mode(small):
+    _, pre = small
+    np.testing.assert_array_equal(pipe.network_inputs(pre, "paper"), pipe.cnn_inputs(pre.frames))
+    idx = np.array([0, 5, 9])
+    np.testing.assert_array_equal(pipe.network_inputs(pre, "enhancement", idx),
+                                  pipe.enhancement_inputs(pre.frames, pre.n_baseline, idx))
+    with pytest.raises(ValueError, match="input_mode must be one of"):
+        pipe.network_inputs(pre, "raw")
+
+
+def test_agreement_value_reads_one_cell_and_names_what_is_missing():
+    agree = pd.DataFrame({"maps": ["truth", "truth", "oSVD"], "rule": ["paper", "mtt", "paper"],
+                          "core Dice": [0.8, 0.7, np.nan]})
+    assert pipe.agreement_value(agree, "truth", "mtt", "core Dice") == 0.7
+    assert pipe.agreement_value(agree, "oSVD", "paper", "core Dice") == 0.0  # NaN (nothing found) reads 0
+    with pytest.raises(KeyError, match="no row for maps 'box-NLR' with rule 'paper'"):
+        pipe.agreement_value(agree, "box-NLR", "paper", "core Dice")
+    with pytest.raises(KeyError, match="no column 'penumbra Dice'"):
+        pipe.agreement_value(agree, "truth", "paper", "penumbra Dice")
+
+
+def test_map_scores_truth_is_perfect_and_errors_are_mean_absolute(small):
+    ph, _ = small
+    geom = dict(truth=ph.maps, brain=ph.brain, core=ph.core, penumbra=ph.penumbra, subject=ph.subject,
+                pixel_mm=ph.pixel_mm, slice_mm=ph.slice_mm)
+    perfect = pipe.map_scores(ph.maps, **geom)
+    assert perfect["CBF MAE"] == 0.0 and perfect["CBV MAE"] == 0.0
+    assert 0.5 < perfect["penumbra Dice"] <= 1.0  # the paper's thresholds on the true maps find most of it
+    shifted = {**ph.maps, "cbf": ph.maps["cbf"] + 2.0}
+    assert pipe.map_scores(shifted, **geom)["CBF MAE"] == pytest.approx(2.0)
+    zero = pipe.map_scores({k: np.zeros_like(v) for k, v in ph.maps.items()}, **geom)
+    assert zero["penumbra Dice"] == 0.0 and zero["CBV MAE"] == pytest.approx(np.abs(ph.maps["cbv"])[ph.brain].mean())

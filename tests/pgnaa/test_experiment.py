@@ -87,27 +87,20 @@ def test_normalise_counts_closed_form():
     np.testing.assert_allclose(out[0, 0].numpy(), np.sqrt(np.array([0, 1, 3, 12]) * 4 / 16), rtol=1e-6)
 
 
-def test_verdicts_follow_the_numbers():
-    assert X.gap_verdict(0.990, 0.996, 1.0).startswith("the network is within 1 point")
-    v = X.gap_verdict(0.970, 0.996, 1.0)
-    assert "falls short of the 1 point goal by 1.6 points" in v and "2.6 points below" in v
-    assert "above" in X.gap_verdict(1.0, 0.99, 2.0)
-    assert "within the goal of 1.5×" in X.ratio_verdict(120.0, 100.0, 1.5)
-    assert "outside the goal of 1.5×" in X.ratio_verdict(200.0, 100.0, 1.5)
-    assert "does not reach" in X.ratio_verdict(float("nan"), 100.0, 1.5)
+def test_ordering_text_follows_the_numbers():
     ours = pd.Series({"a": 0.9, "b": 0.8, "c": 0.7})
     assert "agrees" in X.ordering_text(ours, pd.Series({"a": 0.95, "b": 0.9, "c": 0.5}))
     t = X.ordering_text(ours, pd.Series({"a": 0.5, "b": 0.9, "c": float("nan")}))
     assert "1 pair(s)" in t and "a above b" in t
 
 
-def test_lr_schedule_warmup_and_cosine():
-    f = X.lr_schedule(10, warmup=1, final=0.1)  # epochs 1..9 decay: half way after 5 completed epochs
-    assert f(0) == pytest.approx(0.5) and f(1) == pytest.approx(1.0)
-    assert f(5) == pytest.approx(0.1 + 0.9 * 0.5)
-    assert f(9) == pytest.approx(0.1)
-    with pytest.raises(ValueError):
-        X.lr_schedule(0)
+def test_train_rsm_schedule_warms_up_then_decays_to_two_percent():
+    """Per epoch (lr logged for the epoch it trained): half the peak, the peak, half way, 2 % at the last epoch."""
+    src = torch.full((2, 32), 100.0, dtype=torch.float64)
+    m = X.make_model("small_cnn", 2, 32, channels=(4, 4))
+    res, _ = X.train_rsm(m, src, torch.arange(2), k=100, epochs=4, steps_per_epoch=1, batch_size=4, lr=0.1,
+                         device="cpu")
+    assert res.history["lr"].tolist() == pytest.approx([0.05, 0.1, 0.1 * (0.02 + 0.98 * 0.5), 0.002], abs=1e-15)
 
 
 def test_compare_and_table2_on_two_lines():
@@ -126,3 +119,31 @@ def test_compare_and_table2_on_two_lines():
     assert t2.accuracy.iloc[0] == 1.0 and (t2.low <= t2.accuracy).all() and t2.train_s.iloc[1] > 0
     with pytest.raises(ValueError, match="model\\+rsmN"):
         X.table2_rows(["small_cnn"], src, lab, 200, 2, make=lambda a: None, train_kwargs={}, bin_factor=2)
+
+
+def test_split_sources_holds_out_spectra_never_seen_in_training():
+    """The NIST split by spectrum: disjoint parts, the chapter's exact draw, test sources absent from training."""
+    rng = np.random.default_rng(1)
+    labels = np.array([0] * 7 + [1] * 2 + [2] * 1 + [3] * 10 + [4] * 4)
+    counts = rng.poisson(50.0, size=(labels.size, 16)).astype(np.float64) + np.arange(labels.size)[:, None] * 1000
+    split, parts = X.split_sources(counts, labels, seed=60)
+    tr, te = split.index["train"], split.index["test"]
+    assert set(tr).isdisjoint(te) and sorted([*tr, *te]) == list(range(labels.size))
+    # the chapter's inline draw before the helper: default_rng(seed), per class permutation, round(0.3 n), >= 1
+    g = np.random.default_rng(60)
+    want = set()
+    for c in np.unique(labels):
+        idx = g.permutation(np.flatnonzero(labels == c))
+        if len(idx) >= 2:
+            want |= set(idx[: max(1, int(round(0.3 * len(idx))))].tolist())
+    assert te.tolist() == sorted(want) and np.bincount(labels[te], minlength=5).tolist() == [2, 1, 0, 3, 1]
+    (src_tr, lab_tr), (src_te, lab_te) = parts["train"], parts["test"]
+    assert src_tr.dtype == torch.float64 and lab_tr.dtype == torch.int64
+    np.testing.assert_array_equal(src_te.numpy(), counts[te])
+    np.testing.assert_array_equal(lab_te.numpy(), labels[te])
+    np.testing.assert_array_equal(lab_tr.numpy(), labels[tr])
+    # no held-out spectrum is among the training sources (rows are all distinct here)
+    assert not (src_te[:, None, :] == src_tr[None, :, :]).all(-1).any()
+    assert src_tr.shape[0] + src_te.shape[0] == labels.size
+    with pytest.raises(ValueError, match="one label per spectrum"):
+        X.split_sources(counts, labels[:-1], seed=0)

@@ -32,14 +32,20 @@ def _rt_root():
 
 
 def _reference_density(n: int) -> np.ndarray:
-    """The deterministic two-Gaussian density of the reference data (y-up rows)."""
-    x = (np.arange(n) + 0.5) / n
-    X, Y = np.meshgrid(x, x)
-    return (
-        1
-        + 3 * np.exp(-((X - 0.30) ** 2 + (Y - 0.65) ** 2) / (2 * 0.08**2))
-        + 2 * np.exp(-((X - 0.70) ** 2 + (Y - 0.30) ** 2) / (2 * 0.06**2))
-    )
+    from lib.radiative.densities import reference_density
+
+    return reference_density(n)
+
+
+def test_reference_density_peaks_where_the_reference_runs_put_them():
+    from lib.radiative.densities import reference_density
+
+    rho = reference_density(100)  # cell centres 0.005, 0.015, ...: (0.305, 0.655) is cell (65, 30) in (y, x)
+    assert rho.shape == (100, 100) and rho.min() == pytest.approx(1.0, abs=1e-6)
+    assert np.unravel_index(rho.argmax(), rho.shape) in {(64, 29), (65, 30), (64, 30), (65, 29)}
+    assert rho.max() == pytest.approx(4.0, abs=0.02) and rho[30, 70] == pytest.approx(3.0, abs=0.02)
+    with pytest.raises(ValueError, match="positive int grid size"):
+        reference_density(0)
 
 
 # ------------------------------------------------------------------ agreement with the original program
