@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import hashlib
 import json
 import os
 import platform
@@ -44,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lib.core.repro import sha256_file
 from lib.runtime import gpu_record
 from lib.runtime.run import list_studies, repo_root
 
@@ -309,14 +309,6 @@ def install_wheels(wheels: Iterable[str | Path], target: str | Path) -> list[str
 # --------------------------------------------------------------------------- the bundle and its calls
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
@@ -451,7 +443,7 @@ def write_bundle_manifest(bundle: str | Path, *, archives: Mapping[str, str] | N
         rel = p.relative_to(bundle).as_posix()
         unpacked = any(rel.startswith(f"data/{sub}/") for sub in (archives or {}).values())  # checked by the registry
         if p.is_file() and rel != "bundle.json" and not rel.startswith("site/") and not unpacked:
-            files[rel] = {"sha256": _sha256(p), "size": p.stat().st_size}
+            files[rel] = {"sha256": sha256_file(p), "size": p.stat().st_size}
     out = bundle / "bundle.json"
     out.write_text(json.dumps({"files": files, "archives": dict(archives or {})}, indent=1, sort_keys=True) + "\n",
                    encoding="utf-8")
@@ -477,8 +469,8 @@ def verify_bundle(bundle: str | Path) -> int:
         p = bundle / rel
         if not p.is_file():
             bad.append(f"{rel}: missing")
-        elif p.stat().st_size != meta["size"] or _sha256(p) != meta["sha256"]:
-            bad.append(f"{rel}: SHA-256 {_sha256(p)}, expected {meta['sha256']}")
+        elif p.stat().st_size != meta["size"] or sha256_file(p) != meta["sha256"]:
+            bad.append(f"{rel}: SHA-256 {sha256_file(p)}, expected {meta['sha256']}")
     if bad:
         raise BundleError(f"{bundle}: {len(bad)} file(s) of the bundle are missing or differ:\n  "
                           + "\n  ".join(bad[:20]) + "\nCarry every part of the plan (python -m lib.gpucheck plan) "
