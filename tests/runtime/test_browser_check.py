@@ -68,7 +68,7 @@ def test_fixture_book_passes_in_a_real_browser(built_site, tmp_path):
     browser = _needs_browser()
     shot = tmp_path / "maths.png"
     report = check_site(built_site, expected_text={"book/demo/demo.html": ["42.00"],
-                                                   "book/execution.html": ["lab", "ok", "no synthetic fallback"]},
+                                                   "book/execution.html": ["lab", "ok", "no dataset read"]},
                         browser=browser, screenshot=shot)
     assert report.ok, report.summary()
     by_path = {p.path: p for p in report.pages}
