@@ -7,6 +7,11 @@ draws, with Wilson 95 % intervals, so the CNN can be put next to the likelihood 
 :func:`compare_on_counts` and :func:`table2_rows` are the chapter's experiment loops,
 :func:`plot_accuracy_curves` its accuracy-versus-counts plot, and :func:`ordering_text` (with
 :func:`lib.core.verdict.tolerance` and :func:`lib.core.verdict.ratio`) turn the numbers into the prose's verdicts.
+The chapter's smaller pieces live here too (chapters define no functions): :func:`crop_bin`,
+:func:`irv2_counts_model` and :func:`rsm_train_kwargs`, the classifier sets :func:`baseline_classifiers`,
+:func:`linear_path_classifier` and :func:`mixture_classifiers`, :func:`class_cams`, :func:`live_time_axis`,
+:func:`time_rsm_methods`, and Table II's :func:`plain_model_factory`, :func:`table2_with_paper` and
+:data:`PAPER_TABLE2`.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -26,6 +32,9 @@ from lib.pgnaa.inception_resnet1d import InceptionResNetV2_1D
 from lib.pgnaa.linear_path import CountsClassifier
 from lib.pgnaa.sampling import RSMBatch, normalise_counts, rsm1, rsm2, rsm3
 from lib.pgnaa.small1d import GRUClassifier, ImageCNN2d, ResNet1d, SmallCNN1d, TransformerClassifier
+
+if TYPE_CHECKING:
+    from lib.pgnaa.bayes import MultinomialClassifier
 
 __all__ = [
     "make_model",
@@ -43,6 +52,21 @@ __all__ = [
     "compare_on_counts",
     "table2_rows",
     "ordering_text",
+    "crop_bin",
+    "irv2_counts_model",
+    "rsm_train_kwargs",
+    "likelihood_classifier",
+    "on_bins",
+    "baseline_classifiers",
+    "linear_path_classifier",
+    "mixture_classifiers",
+    "live_time_axis",
+    "class_cams",
+    "time_rsm_methods",
+    "plain_model_factory",
+    "PAPER_TABLE2",
+    "table2_with_paper",
+    "parse_paper_accuracy",
 ]
 
 
@@ -460,3 +484,317 @@ def ordering_text(ours: pd.Series, paper: pd.Series) -> str:
     pairs = "; ".join(f"{a} {'above' if ours[a] > ours[b] else 'below'} {b} ({ours[a]:.3f} vs {ours[b]:.3f}, "
                       f"paper {paper[a]:.2f} vs {paper[b]:.2f})" for a, b in flips)
     return f"our order ({order}) differs from the paper's in {len(flips)} pair(s): {pairs}"
+
+
+# --- the chapter's helpers: cropping, model and training options, classifier sets, CAMs, Table II -------------
+
+
+def crop_bin(x: np.ndarray | torch.Tensor, *, lo: int, hi: int, factor: int) -> np.ndarray | torch.Tensor:
+    """Keep channels ``lo:hi`` along the last axis and sum them in bins of ``factor`` channels.
+
+    ``bin_channels(x[..., lo:hi], factor)``: the network's input range (the paper keeps channels
+    104-7999) in the trunk's bins; a remainder of fewer than ``factor`` channels is dropped.
+
+    Parameters
+    ----------
+    x : numpy.ndarray or torch.Tensor, shape (..., n_channels)
+        Counts (or per-channel values such as energies in keV) per channel.
+    lo, hi : int
+        First kept channel and one past the last (Python slice bounds).
+    factor : int
+        Channels summed per bin (>= 1).
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor, shape (..., (hi - lo) // factor)
+        Same type as ``x``; sums per bin (for energies divide by ``factor`` for bin centres).
+    """
+    return bin_channels(x[..., lo:hi], factor)
+
+
+def irv2_counts_model(n_classes: int, length: int, *, bin_factor: int, width: float, repeats: tuple[int, int, int],
+                      linear_path: bool) -> nn.Module:
+    """The chapter's network: a 1D Inception-ResNet-V2 that takes raw counts of ``length`` channels.
+
+    :func:`make_model` ``("irv2", ..., bin_factor=bin_factor)``: a
+    :class:`~lib.pgnaa.linear_path.CountsClassifier` whose trunk sees the counts summed in bins of
+    ``bin_factor`` channels (square-rooted and scaled), plus a linear path on the full-resolution
+    counts when ``linear_path``.
+
+    Parameters
+    ----------
+    n_classes : int
+    length : int
+        Full-resolution channels of the input counts, shape (batch, length).
+    bin_factor : int
+        Channels per trunk input bin.
+    width : float
+        Channel multiplier of the Inception-ResNet-V2 (1.0: the paper's).
+    repeats : sequence of 3 int
+        Block35/Block17/Block8 repeats (the paper's: 10, 20, 9).
+    linear_path : bool
+        Add the linear layer on ``n / sqrt(k)``.
+
+    Returns
+    -------
+    torch.nn.Module
+        Untrained; logits of shape (batch, n_classes).
+    """
+    return make_model("irv2", n_classes, length, width=width, repeats=tuple(repeats), bin_factor=bin_factor,
+                      linear_path=linear_path)
+
+
+def rsm_train_kwargs(epochs: int, k: int | tuple[int, int], *, steps_per_epoch: int, batch_size: int, lr: float,
+                     lr_linear: float | None) -> dict:
+    """Keyword arguments of :func:`train_rsm` for ``epochs`` epochs on draws of ``k`` counts.
+
+    Parameters
+    ----------
+    epochs : int
+    k : int or (int, int)
+        Counts per training sample, fixed or a log-uniform range.
+    steps_per_epoch, batch_size : int
+    lr, lr_linear : float
+        Adam learning rates of the network and of its linear path (None: ``lr``).
+
+    Returns
+    -------
+    dict
+        ``k, epochs, steps_per_epoch, batch_size, lr, lr_linear``.
+    """
+    return dict(k=k, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr,
+                lr_linear=lr_linear)
+
+
+def likelihood_classifier(classifier: MultinomialClassifier) -> Callable[[torch.Tensor], np.ndarray]:
+    """Wrap a fitted :class:`~lib.pgnaa.bayes.MultinomialClassifier` as ``fn(counts (B, N)) -> labels (B,)``."""
+    return lambda c: classifier.predict(c).numpy()
+
+
+def on_bins(fn: Callable[[torch.Tensor], np.ndarray], *, bin_factor: int) -> Callable[[torch.Tensor], np.ndarray]:
+    """``fn`` applied to counts summed in bins of ``bin_factor`` channels: ``c (B, N) -> fn(c (B, N // f))``."""
+    return lambda c: fn(bin_channels(c, bin_factor))
+
+
+def baseline_classifiers(likelihood_full: MultinomialClassifier, likelihood_binned: MultinomialClassifier,
+                         binned_templates: torch.Tensor, *,
+                         bin_factor: int) -> dict[str, Callable[[torch.Tensor], np.ndarray]]:
+    """Experiment I's classifiers besides the network, each ``fn(counts (B, N)) -> labels (B,)``.
+
+    Parameters
+    ----------
+    likelihood_full : lib.pgnaa.bayes.MultinomialClassifier
+        Fitted on the full-resolution sources (N channels of 0.705 keV): the limit.
+    likelihood_binned : lib.pgnaa.bayes.MultinomialClassifier
+        Fitted on the sources in bins of ``bin_factor`` channels (the trunk's input).
+    binned_templates : torch.Tensor, shape (n_classes, N // bin_factor)
+        Binned full measurements, the NCC and chi-square templates.
+    bin_factor : int
+        The counts (B, N) are summed in bins of this many channels before all but the first classifier.
+
+    Returns
+    -------
+    dict
+        In this order: ``"likelihood (0.7 keV channels)"``, ``"likelihood (network bins)"``, ``"NCC"``,
+        ``"chi-square"``.
+    """
+    from lib.pgnaa.bayes import chi2_scores, ncc_scores
+
+    return {
+        "likelihood (0.7 keV channels)": likelihood_classifier(likelihood_full),
+        "likelihood (network bins)": on_bins(likelihood_classifier(likelihood_binned), bin_factor=bin_factor),
+        "NCC": on_bins(lambda c: ncc_scores(c, binned_templates).argmax(1).numpy(), bin_factor=bin_factor),
+        "chi-square": on_bins(lambda c: chi2_scores(c, binned_templates).argmax(1).numpy(), bin_factor=bin_factor),
+    }
+
+
+def linear_path_classifier(model: nn.Module, *, device) -> Callable[[torch.Tensor], np.ndarray]:
+    """The linear path of a :class:`~lib.pgnaa.linear_path.CountsClassifier` on its own, as a classifier.
+
+    Returns ``fn(counts (B, N)) -> labels (B,)``: argmax of ``model.linear_logits`` (the model is put in
+    eval mode on every call; no gradients).
+    """
+
+    @torch.no_grad()
+    def predict(c: torch.Tensor) -> np.ndarray:
+        return model.eval().linear_logits(c.float().to(device)).argmax(1).cpu().numpy()
+
+    return predict
+
+
+def mixture_classifiers(train_sources: torch.Tensor, train_labels: torch.Tensor, mean_templates: np.ndarray, *,
+                        n_classes: int) -> dict[str, Callable[[torch.Tensor], np.ndarray]]:
+    """The NIST section's classifiers besides the network, each ``fn(counts (B, N)) -> labels (B,)``.
+
+    Parameters
+    ----------
+    train_sources : torch.Tensor, shape (n_train, N)
+        Training spectra (counts on the common energy grid).
+    train_labels : torch.Tensor of int, shape (n_train,)
+    mean_templates : numpy.ndarray, shape (n_classes, N)
+        Summed training spectra per class.
+    n_classes : int
+
+    Returns
+    -------
+    dict
+        In this order: ``"likelihood (mixture of training spectra)"`` (each class an equal mixture of its
+        training spectra), ``"likelihood (class-mean template)"`` (the multinomial classifier is fitted on
+        every call, so its time is in the curve's ``seconds``), ``"NCC"``, ``"chi-square"``.
+    """
+    from lib.pgnaa.bayes import MultinomialClassifier, chi2_scores, mixture_log_likelihood, ncc_scores
+
+    return {
+        "likelihood (mixture of training spectra)":
+            lambda c: mixture_log_likelihood(c, train_sources, train_labels, n_classes).argmax(1).numpy(),
+        "likelihood (class-mean template)": lambda c: MultinomialClassifier(mean_templates).predict(c).numpy(),
+        "NCC": lambda c: ncc_scores(c, mean_templates).argmax(1).numpy(),
+        "chi-square": lambda c: chi2_scores(c, mean_templates).argmax(1).numpy(),
+    }
+
+
+def live_time_axis(ax, rate_cps: float, *, location: str = "top"):
+    """A secondary x axis in live time (s) for an axis in counts: ``t = k / rate_cps``.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Its x axis is counts per spectrum ``k``.
+    rate_cps : float
+        Count rate (counts per second).
+    location : str
+        ``"top"`` or ``"bottom"``.
+
+    Returns
+    -------
+    matplotlib secondary axis (unlabelled)
+    """
+    return ax.secondary_xaxis(location, functions=(lambda k: k / rate_cps, lambda t: t * rate_cps))
+
+
+def class_cams(model: nn.Module, x_counts: torch.Tensor, y, *, device) -> np.ndarray:
+    """Mean class activation map of a counts network's trunk per class, over correctly classified spectra.
+
+    Parameters
+    ----------
+    model : lib.pgnaa.linear_path.CountsClassifier
+        Trained; its trunk ends in global average pooling and a linear layer.
+    x_counts : torch.Tensor, shape (B, N)
+        Raw counts.
+    y : array_like of int, shape (B,)
+        True classes.
+    device : str or torch.device
+
+    Returns
+    -------
+    numpy.ndarray, shape (max(y) + 1, N // bin_factor)
+        Per class the mean CAM of the true class (logit contribution per trunk input bin) over the spectra
+        the model classifies correctly; NaN rows for classes with none.
+    """
+    from lib.pgnaa.cam import class_mean_cam, model_cam
+
+    model.eval()
+    with torch.no_grad():
+        xc = x_counts.to(torch.float32)
+        pred = torch.as_tensor(predict_labels(model, xc, device=device))
+        xin = model.to(device).trunk_input(xc.to(device))
+        cams = model_cam(model.trunk, xin, classes=torch.as_tensor(y).to(device)).cpu()
+    ok = pred == torch.as_tensor(y)
+    return class_mean_cam(cams, torch.as_tensor(y), int(max(y)) + 1, mask=ok).numpy()
+
+
+def time_rsm_methods(sources: torch.Tensor, k: int, *, generator: torch.Generator, n_spectra: int = 128,
+                     image_size: tuple[int, int] = (64, 256)) -> dict[str, float]:
+    """Wall time of RSM-1 to RSM-4 on the same batch of ``n_spectra`` rows cycled from ``sources``.
+
+    The methods run in the order rsm1, rsm2, rsm3, rsm4, all drawing from ``generator`` (which advances).
+
+    Parameters
+    ----------
+    sources : torch.Tensor, shape (n_sources, N)
+        Full measurements (counts).
+    k : int
+        Counts per draw.
+    generator : torch.Generator
+    n_spectra : int
+        Batch size (rows ``arange(n_spectra) % n_sources``).
+    image_size : (int, int)
+        Height and width of the RSM-4 images.
+
+    Returns
+    -------
+    dict
+        ``{"rsm1": s, "rsm2": s, "rsm3": s, "rsm4": s}``, seconds for the batch (including the row selection).
+    """
+    from lib.pgnaa.sampling import rsm4
+
+    idx = torch.arange(n_spectra) % sources.shape[0]
+    h, w = image_size
+    methods = [("rsm1", lambda s: rsm1(s, k, generator=generator)), ("rsm2", lambda s: rsm2(s, k, generator=generator)),
+               ("rsm3", lambda s: rsm3(s, k, generator=generator)),
+               ("rsm4", lambda s: rsm4(s, k, height=h, width=w, generator=generator))]
+    seconds = {}
+    for meth, fn in methods:
+        t0 = time.perf_counter()
+        fn(sources[idx])
+        seconds[meth] = time.perf_counter() - t0
+    return seconds
+
+
+def plain_model_factory(n_classes: int, length: int, *, width: float,
+                        repeats: tuple[int, int, int]) -> Callable[[str], nn.Module]:
+    """``make(arch) -> untrained model`` for :func:`table2_rows`: the paper's networks as they are.
+
+    Binned, normalised input of ``length`` bins, no linear path: ``make_model(arch, n_classes, length,
+    width=width, repeats=repeats)``.
+    """
+    return lambda arch: make_model(arch, n_classes, length, width=width, repeats=tuple(repeats))
+
+
+PAPER_TABLE2: dict[str, tuple[str, str, float]] = {
+    "resnet1d+rsm1": ("ResNet-101 + RSM-1", "≈ 65%", 0.012),
+    "small_cnn+rsm3": ("custom 1D + RSM-3", "≈ 65%", 0.073),
+    "resnet1d+rsm2": ("ResNet-101 1D + RSM-2", "-", 1.488),
+    "resnet1d+rsm3": ("ResNet-101 1D + RSM-3", "≈ 80%", 0.073),
+    "irv2+rsm2": ("Inception-ResNet-V2 + RSM-2", "-", 1.488),
+    "irv2+rsm3": ("Inception-ResNet-V2 + RSM-3", "≈ 90%", 0.073),
+    "image2d+rsm4": ("NASNet/PNASNet + RSM-4a", "< 80%", 0.696),
+    "gru+rsm3": ("RNN custom + RSM-3", "< 40%", 0.073),
+    "transformer+rsm3": ("Transformer custom + RSM-3", "≈ 90%", 0.073),
+}
+"""Cheng et al.'s Table II per ``"model+rsmN"`` combination: (the paper's row, its accuracy as printed,
+its sampling time in s)."""
+
+
+def table2_with_paper(t2: pd.DataFrame, sampling_seconds: dict[str, float], *,
+                      paper: dict[str, tuple[str, str, float]] | None = None) -> pd.DataFrame:
+    """Table II with the paper's columns beside ours.
+
+    Parameters
+    ----------
+    t2 : pandas.DataFrame
+        Output of :func:`table2_rows` (column ``combination``).
+    sampling_seconds : dict
+        Seconds per RSM method (:func:`time_rsm_methods`), matched on the part after ``+``.
+    paper : dict, optional
+        Default :data:`PAPER_TABLE2`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy of ``t2`` with the columns ``paper row`` (``"-"`` where the paper has none), ``paper accuracy``
+        (text as printed, ``"-"`` where none), ``paper sampling s`` and ``sampling s (128 spectra)``
+        (NaN where none).
+    """
+    paper = PAPER_TABLE2 if paper is None else paper
+    out = t2.copy()
+    out["paper row"] = out.combination.map(lambda c: paper.get(c, ("-",))[0])
+    out["paper accuracy"] = out.combination.map(lambda c: paper.get(c, ("", "-"))[1])
+    out["paper sampling s"] = out.combination.map(lambda c: paper.get(c, ("", "", np.nan))[2])
+    out["sampling s (128 spectra)"] = out.combination.map(lambda c: sampling_seconds.get(c.split("+")[-1], np.nan))
+    return out
+
+
+def parse_paper_accuracy(text: str) -> float:
+    """The paper's printed accuracy as a fraction: ``"≈ 65%"`` -> 0.65, ``"< 80%"`` -> 0.8, ``"-"`` -> NaN."""
+    return float(text.strip("≈<% ")) / 100 if any(ch.isdigit() for ch in text) else np.nan
