@@ -1,5 +1,5 @@
-"""``python -m lib``: the study runner's command line (see :mod:`lib.runtime.cli`)."""
+"""``python -m lib``: the study runner's command line (see :mod:`lib.cli`)."""
 
-from lib.runtime.cli import main
+from lib.cli import main
 
 raise SystemExit(main())

@@ -3,6 +3,7 @@
 ::
 
     studies list                                  # studies, profiles, expected run time, device
+    studies status [--profile lab]                # every run: current, stale (and why), failed, interrupted, missing
     studies params pgnaa                          # a study's parameters: type and default
     studies run pgnaa --profile lab --set epochs=3 --out results/pgnaa-lab
     studies run pgnaa --params my_params.yaml     # your own parameter file
@@ -68,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="list studies, their profiles, expected run time and device")
 
+    s = sub.add_parser("status", help="where every run stands: current, stale (which input changed), failed, "
+                                      "interrupted or missing")
+    s.add_argument("--profile", action="append", default=None,
+                   help="only this profile or sweep (repeatable; default: every profile and sweep point)")
+    s.add_argument("--study", action="append", default=None, help="only these studies (repeatable)")
+    s.add_argument("--runs", type=Path, default=None, help="runs directory (default: _runs)")
+
     pa = sub.add_parser("params", help="show a study's parameters (name, type, default)")
     pa.add_argument("study")
 
@@ -94,10 +102,6 @@ def build_parser() -> argparse.ArgumentParser:
     wg = wsub.add_parser("gather", help="gather every run's metrics and provenance into CSV tables")
     wg.add_argument("--runs", type=Path, default=None, help="runs directory (default: _runs)")
     wg.add_argument("--out", type=Path, default=None, help="output directory (default: <runs>/_results)")
-    ws = wsub.add_parser("stamp", help="record a finished run's key so that `studies book` reuses it")
-    ws.add_argument("study")
-    ws.add_argument("profile")
-    ws.add_argument("--out", type=Path, required=True, help="the run's output directory")
     wt = wsub.add_parser("table", help="headline numbers of each study's run at a profile (from metrics.json)")
     wt.add_argument("--profile", default="paper")
     wt.add_argument("--runs", type=Path, default=None, help="runs directory (default: _runs)")
@@ -125,7 +129,7 @@ def _add_site_commands(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_site(args: argparse.Namespace) -> int:
     if args.command == "check-book":
-        from lib.runtime.browser_check import BrowserUnavailableError, check_site
+        from lib.site.browser_check import BrowserUnavailableError, check_site
 
         try:
             report = check_site(args.html or repo_root() / "_build" / "html", screenshot=args.screenshot)
@@ -137,7 +141,7 @@ def _cmd_site(args: argparse.Namespace) -> int:
             print(f"screenshot: {report.screenshot}")
         return 0 if report.ok else 1
     if args.command == "publish":
-        from lib.runtime.site import PublishError, publish
+        from lib.site.publish import PublishError, publish
 
         try:
             commit = publish(args.html, remote=args.remote, branch=args.branch, push=not args.no_push)
@@ -146,7 +150,7 @@ def _cmd_site(args: argparse.Namespace) -> int:
             return 1
         print(f"{args.branch} is at {commit}" + ("" if args.no_push else f", pushed to {args.remote}"))
         return 0
-    from lib.runtime.export import ExportError, export_study
+    from lib.site.export import ExportError, export_study
 
     try:
         done = export_study(args.study, args.student or args.instructor, student=args.student is not None,
@@ -217,8 +221,8 @@ def _cmd_data(action: str, name: str | None, *, repair: bool = False) -> int:
 
 
 def _cmd_workflow(args: argparse.Namespace) -> int:
+    from lib.pages import tables
     from lib.runtime import sweep
-    from lib.runtime.run import resolve_parameters, run_key
 
     if args.action == "points":
         sw = sweep.load_sweep(get_study(args.study), args.sweep)
@@ -227,27 +231,27 @@ def _cmd_workflow(args: argparse.Namespace) -> int:
         return 0
     if args.action == "gather":
         runs = _runs_folder(args.runs)
-        written = sweep.write_tables(runs, args.out)
+        written = tables.write_tables(runs, args.out)
         for path in written:
             print(path)
         return 0
-    if args.action == "table":
-        return _cmd_table(args)
-    import json
+    return _cmd_table(args)
 
-    st = get_study(args.study)
-    prov_path = args.out / "provenance.json"
-    if not prov_path.is_file():
-        raise StudyError(f"{args.out} holds no finished run (no provenance.json); run the study first")
-    prov = json.loads(prov_path.read_text(encoding="utf-8"))
-    _, _, params_path, _ = resolve_parameters(st, args.profile)
-    key = run_key(st, params_path)
-    if prov.get("status") != "ok" or prov.get("overrides") or prov.get("run_key") not in (None, key):
-        raise StudyError(
-            f"{args.out} holds a run with status {prov.get('status')!r} and overrides {prov.get('overrides') or {}}, "
-            f"not a finished run of profile {args.profile!r} as it is; it is not stamped for reuse"
-        )
-    (args.out / "run.key").write_text(key + "\n")
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    """``studies status``: one line per run with its state, time, data source and why it is not current."""
+    from lib.runtime.status import format_states, run_states
+
+    root = repo_root()
+    runs = _runs_folder(args.runs) if args.runs is not None else root / "_runs"
+    known = {s.name for s in list_studies(root)}
+    for name in args.study or []:
+        if name not in known:
+            raise StudyError(f"unknown study {name!r}; available studies: {', '.join(sorted(known))}")
+    states = run_states(root, profiles=args.profile, studies=args.study, runs=runs)
+    if args.profile and not states:
+        raise StudyError(f"no study has the profile or sweep {', '.join(args.profile)}; `studies list` shows them")
+    print(format_states(states))
     return 0
 
 
@@ -263,25 +267,22 @@ def _runs_folder(runs: Path | None) -> Path:
 
 def _cmd_table(args: argparse.Namespace) -> int:
     """Headline numbers of ``_runs/<study>/<profile>/metrics.json`` for every study, with status and data source."""
-    import json
 
-    from lib.runtime.run import read_metrics
+    from lib.runtime.record import RunRecord
 
     runs = _runs_folder(args.runs)
     rows = []
     for st in list_studies():
-        out = runs / st.name / args.profile
-        prov = out / "provenance.json"
-        if not prov.is_file():
+        record = RunRecord.read(runs / st.name / args.profile)
+        if record is None:
             rows.append((st.name, "not run", "", "", ""))
             continue
-        p = json.loads(prov.read_text(encoding="utf-8"))
-        metrics = read_metrics(out / "metrics.json") if (out / "metrics.json").is_file() else {}
-        sources = ", ".join(f"{k}: {v.split(' (')[0]}" for k, v in (p.get("data_sources") or {}).items()) or "-"
+        sources = ", ".join(f"{k}: {v.split(' (')[0]}" for k, v in (record.data_sources or {}).items()) or "-"
         shown = "; ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                          for k, v in list(metrics.items())[: args.metrics])
-        dev = (p.get("device") or {}).get("device_name") or (p.get("device") or {}).get("device") or "?"
-        rows.append((st.name, p.get("status", "?"), f"{p.get('duration_s', '?')} s on {dev}", sources, shown))
+                          for k, v in list(record.metrics.items())[: args.metrics])
+        dev = record.device.get("device_name") or record.device.get("device") or "?"
+        took = f"{record.duration_s} s" if record.duration_s is not None else "? s"
+        rows.append((st.name, record.status, f"{took} on {dev}", sources, shown))
     header = ("study", "status", "time", "data", f"first {args.metrics} metrics")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
     for row in [header, *rows]:
@@ -338,6 +339,8 @@ def _honour_ctrl_c() -> None:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "list":
         return _cmd_list()
+    if args.command == "status":
+        return _cmd_status(args)
     if args.command == "params":
         return _cmd_params(args.study)
     if args.command == "data":
@@ -347,7 +350,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command in ("check-book", "publish", "export"):
         return _cmd_site(args)
     if args.command == "book":
-        from lib.runtime.book import build_book
+        from lib.site.book import build_book
 
         build_book(args.profile, force=args.force, studies=args.study, progress=not args.quiet, cores=args.cores)
         return 0

@@ -15,7 +15,7 @@ So the work is split in two:
     refuses with one line and exit code 2 without CUDA; otherwise verifies the bundle, installs its wheels
     into ``.gpu-bundle/site`` (no pip, no network), points the data registry at the bundle's data
     (``STUDIES_DATA_MIRROR``), runs each study's ``gpu`` profile through the runner (``python -m lib run``,
-    one at a time), writes ``results/gpu/<study>.json`` (:mod:`lib.runtime.gpu_record`), runs the GPU
+    one at a time), writes ``results/gpu/<study>.json`` (:mod:`lib.pages.gpu_record`), runs the GPU
     benchmarks while time is left, and prints each ``paper`` profile's estimated run time on the device.
     It stops itself at a deadline (:data:`DEFAULT_DEADLINE_S`), checked between steps and enforced on each
     run by a timeout, and records what it has.
@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from lib.core.repro import sha256_file
-from lib.runtime import gpu_record
+from lib.pages import gpu_record
 from lib.runtime.run import list_studies, repo_root
 
 __all__ = [
@@ -641,7 +641,7 @@ def training_work(study: str, params: Mapping[str, Any]) -> float | None:
 
 def headline_metrics(study: str, metrics: Mapping[str, Any], *, root: str | Path) -> dict[str, float]:
     """The run's metrics that ``book/results_reference.yaml`` puts beside the paper's numbers for ``study``."""
-    from lib.runtime.results import load_reference
+    from lib.pages.results import load_reference
 
     ref = Path(root) / "book" / "results_reference.yaml"
     table = load_reference(ref) if ref.is_file() else None

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
+from lib.cli import main
 from lib.core import registry
-from lib.runtime.cli import main
 
 
 def test_python_dash_m_lib_help():

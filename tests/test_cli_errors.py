@@ -15,9 +15,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from lib.cli import main
 from lib.core import registry
-from lib.runtime.book import _reusable
-from lib.runtime.cli import main
+from lib.runtime.record import RunRecord, reuse_problem
 from lib.runtime.run import get_study, run_key
 
 
@@ -166,8 +166,8 @@ def test_a_run_with_set_never_lands_in_the_profile_folder(env_root, capsys):
     assert prov["overrides"] == {"n": 99}
     st = get_study("demo", env_root)
     # the book asks for the profile as it is: the --set run's key differs, so it is never reused
-    assert _reusable("demo", "ci", own, run_key(st, st.parameter_dir / "ci.yaml")) is None
-    assert (own / "run.key").read_text().strip() == run_key(st, st.parameter_dir / "ci.yaml", {"n": 99})
+    assert reuse_problem(RunRecord.read(own), run_key(st, st.parameter_dir / "ci.yaml")).startswith("stale")
+    assert prov["run_key"] == run_key(st, st.parameter_dir / "ci.yaml", {"n": 99})
     # asking for the profile's own folder with --set is refused before anything runs
     assert main(["run", "demo", "--profile", "ci", "--set", "n=99", "--quiet", "--out", str(runs / "ci")]) == 2
     assert "holds only runs of the unchanged profile" in _err(capsys)
@@ -177,8 +177,8 @@ def test_a_run_with_set_never_lands_in_the_profile_folder(env_root, capsys):
 def test_failed_rerun_keeps_the_finished_run_and_names_the_right_line(env_root, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", "demo", "--profile", "ci", "--quiet", "--out", str(out)]) == 0
-    assert (out / "figures" / "demo_line.png").is_file() and (out / "run.key").is_file()
-    key = (out / "run.key").read_text()
+    assert (out / "figures" / "demo_line.png").is_file() and RunRecord.read(out).status == "ok"
+    key = RunRecord.read(out).run_key
     capsys.readouterr()
     assert main(["run", "demo", "--profile", "ci", "--set", "fail=true", "--quiet", "--out", str(out)]) == 1
     err = _err(capsys)
@@ -191,10 +191,10 @@ def test_failed_rerun_keeps_the_finished_run_and_names_the_right_line(env_root, 
     partial = out / ".partial-failed"
     assert f"kept at {partial / 'demo.ipynb'}; the finished run in {out} is untouched" in err
     assert json.loads((partial / "provenance.json").read_text())["status"] == "failed"
-    assert not (partial / "run.key").exists()
-    assert (out / "run.key").read_text() == key and (out / "figures" / "demo_line.png").is_file()
+    assert reuse_problem(RunRecord.read(partial), key).startswith("failed in code cell 3")
+    assert RunRecord.read(out).run_key == key and (out / "figures" / "demo_line.png").is_file()
     assert json.loads((out / "provenance.json").read_text())["status"] == "ok"
-    assert _reusable("demo", "ci", out, key.strip()) is not None  # the key it was stamped with (lib/ may change)
+    assert reuse_problem(RunRecord.read(out), key) is None  # the key it was recorded with (lib/ may change)
     assert [p.name for p in out.parent.iterdir() if p.name.startswith(".")] == []  # no temp folder or lock left
     # a later finished run replaces the folder whole, the kept partial run with it
     assert main(["run", "demo", "--profile", "ci", "--set", "n=4", "--quiet", "--out", str(out)]) == 0
@@ -345,7 +345,7 @@ def test_smoke_runs_get_their_own_folder_and_key(env_root, capsys):
 
 
 def test_gathered_tables_carry_the_data_source_and_skip_temporary_folders(tmp_path):
-    from lib.runtime import results, sweep
+    from lib.pages import results, tables
 
     runs = tmp_path / "_runs"
     for folder, sources in (("ci", {"nist-pgaa": "synthetic (dataset 'nist-pgaa' is not available)"}),
@@ -354,7 +354,7 @@ def test_gathered_tables_carry_the_data_source_and_skip_temporary_folders(tmp_pa
         (runs / "demo" / folder / "provenance.json").write_text(json.dumps(
             {"study": "demo", "profile": "ci", "status": "ok", "data_sources": sources}))
         (runs / "demo" / folder / "metrics.json").write_text(json.dumps({"total": 1.0, "_data_sources": sources}))
-    table = sweep.gather_runs(runs)
+    table = tables.gather_runs(runs)
     assert list(table["run"]) == ["demo/ci"] and list(table["metric"]) == ["total"]
     assert table["data_source"][0] == "nist-pgaa: synthetic (dataset 'nist-pgaa' is not available)"
     assert results.run_summary(table)["data"][0].startswith("nist-pgaa: synthetic")

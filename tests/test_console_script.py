@@ -60,7 +60,7 @@ def installed(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_installed_copy_is_imported(installed):
-    out = _run([str(installed["bin"] / "python"), "-c", "import lib.runtime.cli as m; print(m.__file__)"],
+    out = _run([str(installed["bin"] / "python"), "-c", "import lib.cli as m; print(m.__file__)"],
                cwd=installed["outside"], env=installed["env"])
     assert out.returncode == 0, out.stderr
     assert Path(out.stdout.strip()).is_relative_to(installed["purelib"]), out.stdout

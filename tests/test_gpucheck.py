@@ -15,7 +15,7 @@ import pytest
 
 from lib import gpucheck as C
 from lib.core import registry
-from lib.runtime import gpu_record as G
+from lib.pages import gpu_record as G
 from lib.runtime.run import get_study, resolve_parameters
 
 REPO = Path(__file__).resolve().parents[1]

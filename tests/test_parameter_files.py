@@ -136,7 +136,7 @@ def test_numeric_detection():
 
 def test_a_zero_test_set_is_refused_before_anything_runs(tmp_path, capsys):
     """``studies run pgnaa --set n_test_per_class=0`` ran 36 s, then failed in ``torch.cat`` naming no parameter."""
-    from lib.runtime.cli import main
+    from lib.cli import main
     from lib.runtime.params import ParameterError
 
     study = get_study("pgnaa", REPO)

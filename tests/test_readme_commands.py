@@ -45,6 +45,7 @@ RUN_BY: dict[str, list[str]] = {
     ],
     PAPERMILL: ["tests/test_readme_commands.py::test_papermill_command_as_documented"],
     "make workflow-dry": ["tests/test_readme_commands.py::test_make_workflow_dry_as_documented"],
+    ".venv/bin/studies status --profile lab": ["tests/test_readme_commands.py::test_studies_status_as_documented"],
     ".venv/bin/studies data fetch rt-reference": [
         "tests/test_readme_commands.py::test_data_fetch_without_public_source_as_documented",
     ],
@@ -58,8 +59,8 @@ RUN_BY: dict[str, list[str]] = {
 NOT_RUN: dict[str, tuple[str, list[str]]] = {
     "make book": (
         "every chapter at lab (about 25 min on 2 cores) and the HTML build",
-        ["tests/runtime/test_book.py::test_fixture_book_builds_with_glued_number",
-         "tests/runtime/test_book.py::test_a_study_depends_on_core_runtime_and_its_own_package_only",
+        ["tests/site/test_book.py::test_fixture_book_builds_with_glued_number",
+         "tests/site/test_book.py::test_a_study_depends_on_core_runtime_and_its_own_package_only",
          "tests/pgnaa/test_chapter.py::test_pgnaa_ci", "tests/nuclei/test_chapter.py::test_nuclei_ci_real_subset",
          "tests/perfusion/test_chapter.py::test_metrics_finite", "tests/radiative/test_chapter.py::test_ci_all_finite"],
     ),
@@ -82,7 +83,7 @@ NOT_RUN: dict[str, tuple[str, list[str]]] = {
     ".venv/bin/studies run pgnaa --profile lab --set seed=3 --set epochs=20 --out results/pgnaa-seed3": (
         "the pgnaa chapter at lab for 20 epochs (about 8 min on 2 cores)",
         ["tests/pgnaa/test_chapter.py::test_pgnaa_ci", "tests/runtime/test_run.py::test_overrides_and_seed_are_applied",
-         "tests/runtime/test_cli_errors.py::test_a_run_with_set_never_lands_in_the_profile_folder"],
+         "tests/test_cli_errors.py::test_a_run_with_set_never_lands_in_the_profile_folder"],
     ),
     ".venv/bin/studies data fetch dsb2018": (
         "downloads from GitHub (CI is offline); the same code runs against a local fake upstream",
@@ -275,6 +276,25 @@ def test_make_workflow_dry_as_documented():
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     text = out.stdout + out.stderr
     assert "Nothing to be done" in text or re.search(r"^\s*gather\s+1$", text, re.M), text[-3000:]
+    # it would run exactly the runs of its profiles (ci, lab and the sweeps) that `studies status` does not call current
+    from lib.runtime.status import run_states
+    from lib.runtime.sweep import list_sweeps
+
+    profiles = ["ci", "lab", *(sw.name for sw in list_sweeps(REPO))]
+    not_current = {s.name for s in run_states(REPO, profiles=profiles) if s.state != "current"}
+    assert set(re.findall(r"output: _runs/([^,\s]+)/[^/,\s]+\.ipynb", text)) == not_current
+
+
+def test_studies_status_as_documented():
+    _need_venv()
+    out = _bash(documented(".venv/bin/studies status --profile lab"), timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].split() == ["run", "state", "time", "data", "why"]
+    rows = {line.split()[0]: line.split()[1] for line in lines[1:-1]}
+    assert sorted(rows) == [f"{s}/lab" for s in STUDIES]
+    assert set(rows.values()) <= {"current", "stale", "failed", "interrupted", "missing"}
+    assert re.fullmatch(r"(\d+ (current|stale|failed|interrupted|missing)(, )?)+", lines[-1]), lines[-1]
 
 
 @pytest.mark.parametrize("study", STUDIES)

@@ -3,22 +3,22 @@
 Like Jupyter Book's execution statistics, but read from the runner's records: for every run directory
 ``_runs/<study>/<profile>/`` (sweep points, one level deeper, are not chapter runs) the table lists the
 profile, whether the book shows that run, its status, the device, the wall time, the git commit, when it
-finished and the data source. The data source is what the runner recorded in the run's ``provenance.json``
-under ``data_sources``: ``{dataset: source}``, each source ``real``, ``synthetic (reason)`` or
-``error (reason)``, as :func:`lib.core.registry.record_data_source` wrote it during the run. A run that
-read no registered dataset records ``{}`` (shown as "no dataset read"); a folder without the record
+finished and the data source, all read through the run record (:class:`lib.runtime.record.RunRecord`).
+The data source is what the runner recorded in the run's ``provenance.json`` under ``data_sources``:
+``{dataset: source}``, each source ``real``, ``synthetic (reason)`` or ``error (reason)``, as
+:func:`lib.core.registry.record_data_source` wrote it during the run. A run that read no registered dataset
+records ``{}`` (shown as "no dataset read"); a folder without the record
 (written before the runner kept one) shows "not recorded". The executed notebook is not searched: the
 record is the one source.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-from lib.runtime.sweep import data_source_text
+from lib.runtime.record import PROVENANCE_FILE, RecordError, RunRecord
 
 __all__ = ["COLUMNS", "DATA_SOURCES", "book_profile", "data_source", "execution_records", "execution_table"]
 
@@ -45,23 +45,13 @@ def book_profile(root: Path) -> str | None:
     return rel.parts[0] if rel.parts else None
 
 
-def data_source(run_dir: Path, provenance: dict[str, Any] | None = None) -> str:
-    """Where the run's data came from, as the runner recorded it (see the module docstring), as one line of text.
-
-    ``provenance`` is the run's ``provenance.json`` when already read (else it is read from ``run_dir``).
-    """
-    provenance = provenance if provenance is not None else _read_json(Path(run_dir) / "provenance.json")
-    sources = (provenance or {}).get(DATA_SOURCES)
-    if not isinstance(sources, dict):
-        return "not recorded"
-    return data_source_text(sources) or "no dataset read"
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
+def data_source(run_dir: Path) -> str:
+    """Where the run's data came from, as the runner recorded it (see the module docstring), as one line of text."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+        record = RunRecord.read(run_dir)
+    except RecordError:
+        return "not recorded"
+    return record.data_source if record is not None else "not recorded"
 
 
 def _wall(seconds: Any) -> str:
@@ -75,21 +65,18 @@ def _wall(seconds: Any) -> str:
     return f"{seconds / 3600:.2f} h"
 
 
-def _device(record: dict[str, Any]) -> str:
-    dev = record.get("device") or {}
-    if not isinstance(dev, dict):
-        return str(dev)
+def _device(record: RunRecord) -> str:
+    dev = record.device
     name = dev.get("device") or "unknown"
     detail = dev.get("device_name")
     return f"{name} ({detail})" if detail and detail != name else str(name)
 
 
-def _commit(record: dict[str, Any]) -> str:
-    git = record.get("git") or {}
-    commit = git.get("commit")
+def _commit(record: RunRecord) -> str:
+    commit = record.git.get("commit")
     if not commit:
         return "unknown (no git checkout)"
-    return commit[:12] + (" +dirty" if git.get("dirty") else "")
+    return commit[:12] + (" +dirty" if record.git.get("dirty") else "")
 
 
 def execution_records(runs_dir: Path, *, shown_profile: str | None = None) -> list[dict[str, Any]]:
@@ -106,27 +93,30 @@ def execution_records(runs_dir: Path, *, shown_profile: str | None = None) -> li
     records: list[dict[str, Any]] = []
     if not runs_dir.is_dir():
         return records
-    for prov_path in sorted(runs_dir.glob("*/*/provenance.json")):
+    for prov_path in sorted(runs_dir.glob(f"*/*/{PROVENANCE_FILE}")):
         run_dir = prov_path.parent
         study, profile = run_dir.parent.name, run_dir.name
         if study.startswith("_"):
             continue  # _runs/_results and other tables, not runs
-        prov = _read_json(prov_path)
-        if prov is None:
+        try:
+            rec = RunRecord.read(run_dir)
+        except RecordError:
+            rec = None
+        if rec is None:
             records.append({"study": study, "profile": profile, "in book": "", "status": "unreadable provenance.json",
                             "device": "", "wall time": "", "commit": "", "finished (UTC)": "", "data source": ""})
             continue
-        profile = str(prov.get("profile") or profile)
+        profile = rec.profile or profile
         records.append({
-            "study": str(prov.get("study") or study),
+            "study": rec.study or study,
             "profile": profile,
             "in book": "yes" if shown_profile is not None and profile == shown_profile else "",
-            "status": str(prov.get("status", "not recorded")),
-            "device": _device(prov),
-            "wall time": _wall(prov.get("duration_s")),
-            "commit": _commit(prov),
-            "finished (UTC)": str(prov.get("ended") or prov.get("started") or "not recorded").replace("+00:00", ""),
-            "data source": data_source(run_dir, prov),
+            "status": rec.status,
+            "device": _device(rec),
+            "wall time": _wall(rec.duration_s),
+            "commit": _commit(rec),
+            "finished (UTC)": str(rec.ended or rec.started or "not recorded").replace("+00:00", ""),
+            "data source": rec.data_source,
         })
     return records
 

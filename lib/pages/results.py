@@ -1,6 +1,6 @@
 """The page "Results across runs": our gathered runs beside the seed papers' numbers, and sweep plots.
 
-Everything here reads the tidy table of :func:`lib.runtime.sweep.gather_runs` (one row per run and
+Everything here reads the tidy table of :func:`lib.pages.tables.gather_runs` (one row per run and
 metric, from every ``_runs/<study>/<profile>/`` and ``_runs/<study>/<sweep>/<point>/``), so a
 run made anywhere (a laptop, a GPU box, a cluster) reaches the book by copying its run
 directory into ``_runs/``; no chapter is edited.
@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from lib.runtime.sweep import sweep_table
+from lib.pages.tables import sweep_table
 
 __all__ = [
     "REFERENCE_FIELDS",

@@ -1,7 +1,12 @@
-"""What executes and publishes chapters: the ``studies`` command, the runner, parameters, sweeps,
-the book build, results tables and run provenance.
+"""The runner: what executes a chapter and records the run.
 
-It imports only :mod:`lib.core`; studies are found through their chapters (``book/<study>/<study>.md``),
-never imported."""
+:mod:`~lib.runtime.run` (validate, key, lock, execute), :mod:`~lib.runtime.params` (parameter files and
+their checks), :mod:`~lib.runtime.sweep` (sweeps as data), :mod:`~lib.runtime.record` (the run record and
+the one reuse rule), :mod:`~lib.runtime.status` (where every run stands), :mod:`~lib.runtime.provenance`,
+:mod:`~lib.runtime.interrupt` (Ctrl-C) and :mod:`~lib.runtime.outdir` (output-folder safety).
 
-__all__ = ["cli", "run", "params", "sweep", "book", "results", "provenance"]
+Its code is part of every run's key (it executes the chapters); it imports only :mod:`lib.core`, and finds
+studies through their chapters (``book/<study>/<study>.md``), never by import.
+"""
+
+__all__ = ["run", "params", "sweep", "record", "status", "provenance", "interrupt", "outdir"]

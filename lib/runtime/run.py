@@ -6,15 +6,13 @@ files ``parameters/<study>/<profile>.yaml``. :func:`run_study` (also the command
 
 ``<study>.ipynb``
     the executed notebook (kept, with the failing cell marked, when a cell fails);
-``metrics.json``
-    every number the notebook recorded with :func:`lib.core.report.metric`;
-``provenance.json``
-    git commit, versions, device, seed, profile, parameter-file SHA-256, timing, status;
+``metrics.json``, ``provenance.json``
+    the run record (:class:`lib.runtime.record.RunRecord`): every number the notebook recorded with
+    :func:`lib.core.report.metric`; status, run key and the digest of each input it covers, overrides,
+    parameters, data sources, threads, timing, git commit, versions, device;
 ``figures/<name>.png``
     every figure the notebook glued with :func:`lib.core.report.figure` (other image outputs as
     ``cell<N>-<k>.png``);
-``run.key``
-    the run's key (:func:`run_key`), only when it finished with status ``ok``: what the book reuses;
 ``kernel.log``
     the kernel's own stderr (start-up warnings, crashes); empty when no kernel was launched.
 
@@ -34,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -61,6 +60,7 @@ from lib.runtime.params import (
     validate,
 )
 from lib.runtime.provenance import provenance
+from lib.runtime.record import DATA_SOURCES_KEY, RunRecord, key_of
 
 __all__ = [
     "StudyError",
@@ -75,6 +75,7 @@ __all__ = [
     "collect_metrics",
     "export_figures",
     "run_key",
+    "run_inputs",
     "read_chapter",
     "chapter_parameters",
     "study_inputs",
@@ -393,7 +394,8 @@ def export_figures(nb: Any, directory: Path) -> list[Path]:
     return written
 
 
-def _environment_fingerprint() -> str:
+@functools.lru_cache(maxsize=1)
+def _environment_fingerprint() -> str:  # the installed distributions do not change within one process
     dists = sorted(
         f"{d.metadata['Name']}=={d.version}".lower() for d in importlib.metadata.distributions() if d.metadata["Name"]
     )
@@ -402,10 +404,18 @@ def _environment_fingerprint() -> str:
 
 #: Suffixes of the library files a run can read (code, manifests, data tables).
 _LIB_SUFFIXES = frozenset({".py", ".csv", ".json", ".yaml"})
-#: Packages of ``lib/`` that every study's runs depend on (the rest of ``lib/`` is one package per study).
+#: Packages of ``lib/`` that every study's runs depend on: what chapters import (``core``) and the runner that
+#: executes them (``runtime``). The site (``lib/site``), the generated pages (``lib/pages``) and the command line
+#: (``lib/cli.py``) are not among them: they cannot change a chapter's output.
 SHARED_PACKAGES: tuple[str, ...] = ("core", "runtime")
+#: Top-level modules of ``lib/`` a run imports (the package itself; not ``cli``, ``gpucheck`` or ``__main__``).
+SHARED_MODULES: tuple[str, ...] = ("__init__.py",)
 #: Files pinning the environment (a change re-runs everything).
 ENV_FILES: tuple[str, ...] = ("requirements/lock.txt", "requirements/torch.txt")
+#: Labels of the inputs of :func:`run_inputs` that are not files of the checkout.
+PARAMETERS_INPUT = "<parameter file>"
+OVERRIDES_INPUT = "<overrides>"
+ENVIRONMENT_INPUT = "<installed packages>"
 
 
 def _lib_files(directory: Path, *, recursive: bool = True) -> list[Path]:
@@ -416,15 +426,17 @@ def _lib_files(directory: Path, *, recursive: bool = True) -> list[Path]:
 def study_inputs(study: Study) -> list[Path]:
     """Every file a run of ``study`` reads, apart from its parameter file: its key and its workflow inputs.
 
-    That is the chapter, the top-level modules of ``lib/``, the shared packages
-    (:data:`SHARED_PACKAGES`), the study's own package ``lib/<study>/`` (when it has one) and
-    the environment's lock files (:data:`ENV_FILES`, when present). A change to another study's
-    package is not among them, so it leaves this study's runs fresh. The Snakefile declares
-    exactly these files as the inputs of a run, and :func:`run_key` hashes them.
+    That is the chapter, ``lib/__init__.py`` (:data:`SHARED_MODULES`), the shared packages
+    (:data:`SHARED_PACKAGES`: ``lib/core`` and the runner ``lib/runtime``, data manifests included), the
+    study's own package ``lib/<study>/`` (when it has one) and the environment's lock files
+    (:data:`ENV_FILES`, when present). Another study's package, the site (``lib/site``), the pages
+    (``lib/pages``) and the command line (``lib/cli.py``) are not among them, so editing them leaves this
+    study's runs current. The Snakefile declares exactly these files as the inputs of a run, and
+    :func:`run_inputs` digests them.
     """
     lib_dir = Path(__file__).resolve().parents[1]
     files = [study.notebook]
-    files += _lib_files(lib_dir, recursive=False)
+    files += [lib_dir / m for m in SHARED_MODULES if (lib_dir / m).is_file()]
     for pkg in (*SHARED_PACKAGES, study.name):
         if (lib_dir / pkg).is_dir():
             files += _lib_files(lib_dir / pkg)
@@ -433,26 +445,40 @@ def study_inputs(study: Study) -> list[Path]:
     return files
 
 
-def run_key(study: Study, params_path: Path, overrides: Mapping[str, Any] | None = None) -> str:
-    """A hash of everything a run's result depends on: :func:`study_inputs`, parameters, overrides, environment.
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
-    The book reuses an earlier run only when this key is unchanged (a notebook-only cache
-    would keep stale results after a change to ``lib/`` or a parameter file); editing one
-    study's package leaves the other studies' keys unchanged.
+
+def run_inputs(study: Study, params_path: Path, overrides: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """``{input: sha256}`` of everything a run's output depends on; :func:`run_key` hashes these digests.
+
+    The files of :func:`study_inputs` (named by their path relative to the checkout), the parameter file
+    (:data:`PARAMETERS_INPUT`: its content, wherever it lies), the overrides (:data:`OVERRIDES_INPUT`, in
+    any order) and the installed distributions (:data:`ENVIRONMENT_INPUT`). A stale run's record names the
+    inputs whose digests changed (:func:`lib.runtime.record.changed_inputs`).
     """
-    lib_dir = Path(__file__).resolve().parents[1]
-    h = hashlib.sha256()
+    checkout = Path(__file__).resolve().parents[2]
+    out: dict[str, str] = {}
     for f in study_inputs(study):
         try:
-            name = f.resolve().relative_to(lib_dir.parent).as_posix()
+            name = f.resolve().relative_to(checkout).as_posix()
         except ValueError:  # the chapter of a collection outside this checkout
-            name = f.name
-        h.update(name.encode())
-        h.update(f.read_bytes())
-    h.update(params_path.read_bytes())
-    h.update(json.dumps(dict(overrides or {}), sort_keys=True, default=str).encode())
-    h.update(_environment_fingerprint().encode())
-    return h.hexdigest()
+            name = f"book/{study.name}/{f.name}" if f == study.notebook else f.name
+        out[name] = _digest(f.read_bytes())
+    out[PARAMETERS_INPUT] = _digest(Path(params_path).read_bytes())
+    out[OVERRIDES_INPUT] = _digest(json.dumps(dict(overrides or {}), sort_keys=True, default=str).encode())
+    out[ENVIRONMENT_INPUT] = _digest(_environment_fingerprint().encode())
+    return out
+
+
+def run_key(study: Study, params_path: Path, overrides: Mapping[str, Any] | None = None) -> str:
+    """The key of a run: :func:`lib.runtime.record.key_of` of :func:`run_inputs`.
+
+    The book reuses an earlier run only when this key is unchanged (a notebook-only cache would keep
+    stale results after a change to ``lib/`` or a parameter file); editing one study's package, the site
+    or the pages leaves the other keys unchanged.
+    """
+    return key_of(run_inputs(study, params_path, overrides))
 
 
 def thread_environment(environ: Mapping[str, str]) -> dict[str, str]:
@@ -491,10 +517,6 @@ def _provenance_cell(record: Mapping[str, Any]) -> Any:
         f"show_provenance(json.loads({text!r}))"
     )
     return nbformat.v4.new_code_cell(src, metadata={"tags": ["remove-input", "provenance"]})
-
-
-#: Key of ``metrics.json`` holding ``{dataset: data_source}`` (not a metric; readers skip keys starting with ``_``).
-DATA_SOURCES_KEY = "_data_sources"
 
 
 def read_metrics(path: Path) -> dict[str, float | int]:
@@ -623,8 +645,8 @@ def run_study(
     exactly one run. A run that does not end ``ok`` never displaces a finished (``ok``) run: it is
     kept inside that run's folder as ``<out>/.partial-<status>/`` (see :mod:`lib.runtime.outdir`),
     and the finished run stays reusable. ``provenance.json`` records ``status`` (``ok``,
-    ``failed``, ``timeout``, ``interrupted``), the run key and each dataset's ``data_source``;
-    ``run.key`` is written only for a successful run, so only those are reused by the book.
+    ``failed``, ``timeout``, ``interrupted``), the run key with its inputs and each dataset's
+    ``data_source``; only ``ok`` runs are reused (:func:`lib.runtime.record.reuse_problem`).
 
     Ctrl-C or SIGTERM at any moment (before the kernel starts, during a cell, while the results
     are saved) stops the run within seconds and records it as ``interrupted``
@@ -719,7 +741,7 @@ def run_study(
                    default=default_out_dir(root, st.name, profile_name, overrides=user_overrides, smoke=smoke))
     timeout = cell_timeout or info.cell_timeout or DEFAULT_CELL_TIMEOUT
     _writable_parent(out_dir)
-    key = run_key(st, params_path, all_overrides)
+    inputs = run_inputs(st, params_path, all_overrides)
     lock = _acquire_lock(out_dir)
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
     try:
@@ -729,7 +751,7 @@ def run_study(
                 shutil.rmtree(stale, ignore_errors=True)  # left by killed runs; we hold the lock
             tmp.mkdir()
             (tmp / "kernel.log").touch()  # every run folder has one (empty when no kernel was launched)
-            return _execute(st, nb, params, info, params_path, profile_name, all_overrides, key, tmp, out_dir, root,
+            return _execute(st, nb, params, info, params_path, profile_name, all_overrides, inputs, tmp, out_dir, root,
                             timeout=timeout, progress=progress, log_output=log_output, papermill=papermill,
                             execution_error=PapermillExecutionError, guard=guard, mirror=mirror)
     finally:
@@ -757,7 +779,7 @@ def _check_out_dir(out_dir: Path, study: str, *, root: Path, force: bool, defaul
 
 
 def _execute(st: Study, nb: Any, params: dict[str, Any], info: ProfileInfo, params_path: Path, profile_name: str,
-             overrides: dict[str, Any], key: str, tmp: Path, out_dir: Path, root: Path, *, timeout: int,
+             overrides: dict[str, Any], inputs: dict[str, str], tmp: Path, out_dir: Path, root: Path, *, timeout: int,
              progress: bool, log_output: bool, papermill: Any, execution_error: type[Exception],
              guard: InterruptGuard, mirror: str | None) -> RunResult:
     import nbformat
@@ -776,9 +798,11 @@ def _execute(st: Study, nb: Any, params: dict[str, Any], info: ProfileInfo, para
         parameters=params,
         device=params.get("device", "auto"),
     )
+    key = key_of(inputs)
     record["parameter_file"] = str(params_path)
     record["overrides"] = dict(overrides)
     record["run_key"] = key
+    record["inputs"] = inputs
     record["synthetic_fallback_allowed"] = fallback
     record["threads"] = {**{k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
                             if k in os.environ}, **thread_environment(os.environ)}  # what the kernel is given
@@ -858,10 +882,6 @@ def _execute(st: Study, nb: Any, params: dict[str, Any], info: ProfileInfo, para
     (tmp / "data_sources.json").unlink(missing_ok=True)
     metrics = collect_metrics(executed)
     figure_files = export_figures(executed, tmp / "figures")
-    payload: dict[str, Any] = dict(metrics)
-    if sources:
-        payload[DATA_SOURCES_KEY] = sources
-    (tmp / "metrics.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     if status == "ok" and guard.interrupted:  # Ctrl-C after the last cell, while the results were saved
         status = "interrupted"
 
@@ -894,9 +914,8 @@ def _execute(st: Study, nb: Any, params: dict[str, Any], info: ProfileInfo, para
     executed.metadata["studies"] = {"status": status, "run_key": key, **({"failed_cell": where} if status != "ok"
                                                                          else {})}
     nbformat.write(executed, tmp_nb)
-    (tmp / "provenance.json").write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
-    if status == "ok":
-        (tmp / "run.key").write_text(key + "\n", encoding="utf-8")
+    run_record = RunRecord.from_provenance(record, metrics)
+    run_record.write(tmp)  # provenance.json and metrics.json, through the one writer
     landed = install(tmp, out_dir, study=st.name, status=status)
     kept = "" if landed == out_dir else f"; the finished run in {out_dir} is untouched (the book still reuses it)"
     landed_nb = landed / f"{st.name}.ipynb"
@@ -937,4 +956,4 @@ def _execute(st: Study, nb: Any, params: dict[str, Any], info: ProfileInfo, para
             out_dir=out_dir,
         )
     figures = [out_dir / "figures" / p.name for p in figure_files]
-    return RunResult(st.name, profile_name, out_dir, out_nb, metrics, record, figures)
+    return RunResult(st.name, profile_name, out_dir, out_nb, metrics, run_record.provenance(), figures)

@@ -1,4 +1,4 @@
-"""Parameter sweeps declared as data, and the gathering of many runs into one table.
+"""Parameter sweeps declared as data.
 
 A *sweep file* is an ordinary parameter file ``parameters/<study>/sweep_<name>.yaml``
 (its values are the base of every point) with one more reserved key, ``_sweep``::
@@ -16,10 +16,8 @@ Each point of the grid is one runner call with validated ``--set`` overrides
 (:func:`point_id`) is stable, readable and safe as a directory name. A grid of more than
 :data:`lib.runtime.params.MAX_SWEEP_POINTS` points (the product of its lists' lengths) is refused
 before it is expanded. The workflow
-(``workflow/Snakefile``) runs the points; :func:`gather_runs` reads every run's
-``metrics.json`` and ``provenance.json`` under ``_runs/`` into one tidy table (one row
-per run and metric) and :func:`write_tables` writes it, and one table per sweep, as CSV
-(and Parquet when ``pyarrow`` is installed).
+(``workflow/Snakefile``) runs the points; :mod:`lib.pages.tables` gathers every run under ``_runs/``
+into one tidy table.
 """
 
 from __future__ import annotations
@@ -46,7 +44,6 @@ from lib.runtime.run import Study, chapter_parameters, list_studies, read_chapte
 __all__ = [
     "SweepPoint",
     "Sweep",
-    "RESULTS_DIR",
     "point_id",
     "format_override",
     "is_sweep_file",
@@ -56,14 +53,9 @@ __all__ = [
     "expand_sweep",
     "parse_runtime",
     "job_resources",
-    "data_source_text",
-    "gather_runs",
-    "sweep_table",
-    "write_tables",
+    "expected_seconds",
 ]
 
-#: Where the gathered tables go, relative to the runs directory (``_runs/_results``).
-RESULTS_DIR = "_results"
 _SAFE = re.compile(r"[^A-Za-z0-9.+]+")
 _MAX_ID = 96
 
@@ -237,6 +229,26 @@ def parse_runtime(text: str) -> float | None:
     return total if found else None
 
 
+def expected_seconds(study: Study, profile: str, *, runs: Path | None = None) -> float:
+    """How long a run of ``study`` at ``profile`` is expected to take, in seconds (the workflow's job priority).
+
+    The wall time of the last run recorded in ``<runs>/<study>/<profile>/`` when there is one (whatever its key:
+    the time of the same chapter before an edit is the best guess), else the profile's ``expected_runtime``,
+    else 0.
+    """
+    from lib.runtime.record import RecordError, RunRecord
+
+    folder = (Path(runs) if runs is not None else study.parameter_dir.parents[1] / "_runs") / study.name / profile
+    try:
+        record = RunRecord.read(folder)
+    except RecordError:
+        record = None
+    if record is not None and record.status == "ok" and record.duration_s:
+        return float(record.duration_s)
+    minutes = parse_runtime(study.profile_info(profile).expected_runtime)
+    return 60.0 * minutes if minutes is not None else 0.0
+
+
 def job_resources(info: ProfileInfo, *, safety: float = 3.0, minimum_min: int = 10) -> dict[str, int]:
     """Scheduler resources of one run from its profile.
 
@@ -251,126 +263,3 @@ def job_resources(info: ProfileInfo, *, safety: float = 3.0, minimum_min: int = 
     if info.mem_mb is not None:
         res["mem_mb"] = int(info.mem_mb)
     return res
-
-
-# -- gathering ---------------------------------------------------------------------------------------------------
-
-_COLUMNS = ["study", "profile", "sweep", "point", "run", "metric", "value", "status", "device", "device_name",
-            "commit", "dirty", "started", "ended", "duration_s", "seed", "params_sha256", "overrides", "data_source"]
-
-
-def data_source_text(sources: Any) -> str:
-    """One ``data_source`` cell, e.g. ``"nist-pgaa: real; dsb2018: synthetic (reason)"`` (``""``: no dataset read)."""
-    if not isinstance(sources, dict):
-        return ""
-    return "; ".join(f"{k}: {v}" for k, v in sorted(sources.items()))
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"cannot read {path}: {err}; delete the run directory and run it again") from None
-
-
-def gather_runs(runs_dir: str | Path):
-    """Every run under ``runs_dir`` as one tidy table: one row per (run, metric).
-
-    Runs are ``<study>/<profile>/`` and ``<study>/<sweep>/<point>/`` directories holding
-    ``metrics.json`` and ``provenance.json`` (what :func:`lib.runtime.run.run_study` writes), whoever
-    made them (the workflow, ``make book``, a user's ``studies run``). A run without metrics
-    still gets one row (``metric`` empty) so failures show.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``study, profile, sweep, point, run, metric, value, status, device, device_name,
-        commit, dirty, started, ended, duration_s, seed, params_sha256, overrides`` (JSON of the
-        ``--set`` values), ``data_source`` (each dataset the run read: ``real`` or ``synthetic (reason)``)
-        and one ``param.<name>`` column per swept parameter.
-    """
-    import pandas as pd
-
-    runs_dir = Path(runs_dir)
-    rows: list[dict[str, Any]] = []
-    prov_files = sorted(runs_dir.glob("*/*/provenance.json")) + sorted(runs_dir.glob("*/*/*/provenance.json"))
-    for prov_path in prov_files:
-        rel = prov_path.parent.relative_to(runs_dir)
-        if rel.parts[0].startswith(("_", ".")) or any(part.startswith(".") for part in rel.parts):
-            continue  # _results, _logs, and the runner's temporary .<run>.tmp-<pid> folders
-        prov = _read_json(prov_path)
-        metrics_path = prov_path.parent / "metrics.json"
-        metrics = _read_json(metrics_path) if metrics_path.is_file() else {}
-        overrides = prov.get("overrides") or {}
-        is_point = len(rel.parts) == 3
-        dev = prov.get("device") or {}
-        git = prov.get("git") or {}
-        base = {
-            "study": prov.get("study") or rel.parts[0],
-            "profile": prov.get("profile") or rel.parts[1],
-            "sweep": rel.parts[1] if is_point else "",
-            "point": rel.parts[2] if is_point else "",
-            "run": rel.as_posix(),
-            "status": prov.get("status", "unknown"),
-            "device": dev.get("device"),
-            "device_name": dev.get("device_name"),
-            "commit": git.get("commit"),
-            "dirty": git.get("dirty"),
-            "started": prov.get("started"),
-            "ended": prov.get("ended"),
-            "duration_s": prov.get("duration_s"),
-            "seed": prov.get("seed"),
-            "params_sha256": prov.get("params_sha256"),
-            "overrides": json.dumps(overrides, sort_keys=True, default=str),
-            "data_source": data_source_text(prov.get("data_sources")),
-        }
-        params = {f"param.{k}": (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in overrides.items()}
-        items = [(k, v) for k, v in metrics.items() if not str(k).startswith("_")] or [("", math.nan)]
-        for name, value in items:
-            rows.append({**base, **params, "metric": name, "value": value})
-    df = pd.DataFrame(rows)
-    if df.empty:
-        return pd.DataFrame(columns=_COLUMNS)
-    extra = sorted(c for c in df.columns if c.startswith("param."))
-    df = df[_COLUMNS + extra]
-    df["value"] = pd.to_numeric(df["value"], errors="coerce")
-    return df.sort_values(["study", "sweep", "profile", "point", "metric"], kind="stable").reset_index(drop=True)
-
-
-def sweep_table(table, study: str, sweep: str):
-    """The rows of one sweep, with only that sweep's ``param.*`` columns (tidy: one row per point and metric)."""
-    sub = table[(table["study"] == study) & (table["sweep"] == sweep)]
-    keep = [c for c in sub.columns if not c.startswith("param.") or sub[c].notna().any()]
-    return sub[keep].reset_index(drop=True)
-
-
-def write_tables(runs_dir: str | Path, out_dir: str | Path | None = None) -> list[Path]:
-    """Gather ``runs_dir`` and write ``runs.csv`` plus ``sweeps/<study>__<sweep>.csv`` into ``out_dir``.
-
-    ``out_dir`` defaults to ``<runs_dir>/_results``. Parquet copies are written too when
-    ``pyarrow`` is installed. Returns the files written.
-    """
-    runs_dir = Path(runs_dir)
-    out = Path(out_dir) if out_dir is not None else runs_dir / RESULTS_DIR
-    (out / "sweeps").mkdir(parents=True, exist_ok=True)
-    table = gather_runs(runs_dir)
-    try:
-        import pyarrow  # noqa: F401
-
-        parquet = True
-    except ImportError:
-        parquet = False
-    written = []
-
-    def save(df, path: Path) -> None:
-        df.to_csv(path, index=False)
-        written.append(path)
-        if parquet:
-            df.to_parquet(path.with_suffix(".parquet"), index=False)
-            written.append(path.with_suffix(".parquet"))
-
-    save(table, out / "runs.csv")
-    pairs = table.loc[table["sweep"] != "", ["study", "sweep"]].drop_duplicates()
-    for study, sweep in pairs.itertuples(index=False):
-        save(sweep_table(table, study, sweep), out / "sweeps" / f"{study}__{sweep}.csv")
-    return written

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import shutil
 import subprocess
@@ -28,18 +27,17 @@ from pathlib import Path
 
 import yaml
 
-from lib.runtime import site
+from lib.runtime.record import RunRecord
 from lib.runtime.run import (
     RunResult,
     StudyExecutionError,
     get_study,
     list_studies,
-    read_metrics,
     repo_root,
-    resolve_parameters,
-    run_key,
     run_study,
 )
+from lib.runtime.status import run_state
+from lib.site import publish
 
 __all__ = ["StudyRun", "toc_files", "study_chapters", "workflow_file", "run_studies", "stage", "build_book"]
 
@@ -99,25 +97,11 @@ def study_chapters(root: Path | None = None) -> list[str]:
     return [s.name for s in list_studies(root) if f"book/{s.name}/{s.name}" in files]
 
 
-def _reusable(name: str, profile: str, out: Path, key: str) -> RunResult | None:
-    """The finished, successful run in ``out`` whose key is ``key``, or ``None``.
-
-    Reused only when ``run.key`` (written by the runner for successful runs only) and the key
-    recorded in ``provenance.json`` both equal ``key`` (which covers the parameter file, the
-    code and the overrides: a ``--set`` or ``--smoke`` run never matches the profile's key), the
-    status is ``ok`` and no overrides were applied.
-    """
-    key_file = out / "run.key"
-    if not (key_file.is_file() and key_file.read_text().strip() == key and (out / f"{name}.ipynb").is_file()):
-        return None
-    try:
-        prov = json.loads((out / "provenance.json").read_text())
-        metrics = read_metrics(out / "metrics.json")
-    except (OSError, ValueError):
-        return None
-    if prov.get("status") != "ok" or prov.get("overrides") or prov.get("run_key", key) != key:
-        return None
-    return RunResult(name, profile, out, out / f"{name}.ipynb", metrics, prov, reused=True)
+def _result(name: str, profile: str, out: Path) -> RunResult:
+    """The run in ``out`` as a :class:`RunResult` (read through its record)."""
+    record = RunRecord.read(out)
+    assert record is not None
+    return RunResult(name, profile, out, out / f"{name}.ipynb", record.metrics, record.provenance(), reused=True)
 
 
 def workflow_file() -> Path | None:
@@ -155,53 +139,51 @@ def run_studies(
 ) -> list[StudyRun]:
     """Run (or reuse) each study at ``profile``; a study without that profile is an error.
 
-    A run is reused only when it finished successfully and its :func:`~lib.runtime.run.run_key`
-    (chapter, the study's own ``lib/<study>/``, ``lib/core``, ``lib/runtime``, parameter file,
-    environment) is unchanged. The stale ones run through the Snakemake workflow, ``cores``
+    A run is reused only when :func:`lib.runtime.status.run_state` calls it current (it ended ``ok``
+    and its key is unchanged). The others run through the Snakemake workflow, ``cores``
     at a time (default: this machine's cores), so the book, the sweeps, a GPU box and a SLURM
     cluster share one engine; without the workflow (a plain ``pip install``) they run one after
     another in this process.
     """
     root = root or repo_root()
     names = list(studies) if studies is not None else study_chapters(root)
-    keys, stale, runs = {}, [], {}
+    stale, runs = [], {}
     for name in names:
-        st = get_study(name, root)
-        _, _, params_path, _ = resolve_parameters(st, profile)
         out = root / "_runs" / name / profile
-        keys[name] = run_key(st, params_path)
-        found = None if force else _reusable(name, profile, out, keys[name])
-        if found is not None:
-            print(f"[book] {name}/{profile}: unchanged since {found.provenance.get('ended')}, reusing {out}",
+        state = run_state(get_study(name, root), profile, runs=root / "_runs")
+        if state.state == "current" and not force:
+            found = _result(name, profile, out)
+            print(f"[book] {name}/{profile}: current since {found.provenance.get('ended')}, reusing {out}",
                   file=sys.stderr)
             runs[name] = StudyRun(name, found, True, _duration(found))
         else:
+            print(f"[book] {name}/{profile}: {'forced' if force else state.state}"
+                  + (f" ({state.reason})" if state.reason and not force else ""), file=sys.stderr)
             stale.append(name)
     if stale and workflow_file() is not None and importlib.util.find_spec("snakemake") is not None:
-        for name in stale:
-            (root / "_runs" / name / profile / "run.key").unlink(missing_ok=True)
         cores = cores or os.cpu_count() or 1
         print(f"[book] executing {', '.join(stale)} at {profile} through the workflow on {cores} cores",
               file=sys.stderr)
         _run_with_workflow([f"_runs/{n}/{profile}/metrics.json" for n in stale], profile, root=root, cores=cores,
                            progress=progress)
         for name in stale:
-            res = _reusable(name, profile, root / "_runs" / name / profile, keys[name])
-            if res is None:
+            state = run_state(get_study(name, root), profile, runs=root / "_runs")
+            if state.state != "current":
                 raise StudyExecutionError(
-                    f"the workflow ran {name}/{profile} but left no finished run with the current key in "
-                    f"{root / '_runs' / name / profile}; see {root / '_runs' / '_logs' / name / profile}.log",
+                    f"the workflow ran {name}/{profile} but left no current run in "
+                    f"{root / '_runs' / name / profile} ({state.state}: {state.reason}); "
+                    f"see {root / '_runs' / '_logs' / name / profile}.log",
                     notebook=root / "_runs" / name / profile / f"{name}.ipynb", cell=None, ename="WorkflowError",
                     evalue="no run",
                 )
+            res = _result(name, profile, root / "_runs" / name / profile)
             res.reused = False
             runs[name] = StudyRun(name, res, False, _duration(res))  # its own time, not the whole workflow's
     else:
         for name in stale:
             out = root / "_runs" / name / profile
             print(f"[book] {name}/{profile}: executing", file=sys.stderr)
-            (out / "run.key").unlink(missing_ok=True)
-            res = run_study(name, profile, out=out, root=root, progress=progress)  # writes run.key itself
+            res = run_study(name, profile, out=out, root=root, progress=progress)
             runs[name] = StudyRun(name, res, False, _duration(res))
     return [runs[n] for n in names]
 
@@ -215,7 +197,7 @@ def stage(profile: str, runs: list[StudyRun], root: Path | None = None) -> Path:
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    config = site.configure(yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8")))  # buttons on/off
+    config = publish.configure(yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8")))  # buttons on/off
     execute = config.setdefault("execute", {})
     execute["execute_notebooks"] = "force"  # non-study notebook pages run now, after the studies...
     execute["exclude_patterns"] = ["*.ipynb"]  # ...while the chapters, executed by the runner, do not

@@ -1,7 +1,7 @@
 """A Sphinx extension with fixes to the book's theme stack: two found by the real-browser check, one for launch links.
 
 Listed in ``_config.yml`` under ``sphinx.extra_extensions``. Without the first two, every page of the book
-logs console errors in Chromium (see :mod:`lib.runtime.browser_check`):
+logs console errors in Chromium (see :mod:`lib.site.browser_check`):
 
 * ``Identifier 'THEBE_JS_URL' has already been declared``: ``sphinx-thebe`` 0.3 adds its inline
   configuration script once per ``env-before-read-docs`` event, which Jupyter Book emits more than once,
@@ -12,7 +12,7 @@ logs console errors in Chromium (see :mod:`lib.runtime.browser_check`):
   opens (empty ``localStorage``) the mode is empty and the theme reports it. The fix sets the variable to
   ``auto`` (follow the reader's system, what the theme falls back to anyway) when it is empty.
 
-The third concerns the launch buttons (on when ``repository.url`` is set, :mod:`lib.runtime.site`).
+The third concerns the launch buttons (on when ``repository.url`` is set, :mod:`lib.site.publish`).
 The book is built from a staged copy in which each chapter is its executed ``.ipynb``, so the theme links
 Binder and Colab to ``book/<study>/<study>.ipynb``, a file the repository does not have (it holds the
 MyST ``.md``; executed notebooks are never committed). The fix points Binder at the ``.md`` (Binder's
@@ -28,7 +28,7 @@ from typing import Any
 
 __all__ = ["dedupe_inline_scripts", "fix_launch_links", "setup"]
 
-#: The branch :func:`lib.runtime.site.publish` puts the site on.
+#: The branch :func:`lib.site.publish.publish` puts the site on.
 PAGES_BRANCH = "gh-pages"
 
 

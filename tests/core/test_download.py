@@ -22,7 +22,7 @@ from PIL import Image
 
 from lib.core import registry
 from lib.core.registry import DataFile, Dataset, DataUnavailableError
-from lib.runtime.cli import main
+from lib.cli import main
 
 #: the shared mirror (read before the fixtures unset the variable for the download tests)
 MIRROR = registry.mirror_dir()

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from lib.core import registry
-from lib.runtime.execution import (
+from lib.pages.execution import (
     COLUMNS,
     DATA_SOURCES,
     book_profile,

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from lib.runtime import gpu_record as G
+from lib.pages import gpu_record as G
 
 
 def _record(**changes):

@@ -1,4 +1,4 @@
-"""The page "Results across runs" (book/results.md) and its helpers (lib.runtime.results)."""
+"""The page "Results across runs" (book/results.md) and its helpers (lib.pages.results)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import matplotlib
 import pytest
 
-from lib.runtime import results
-from lib.runtime.sweep import gather_runs
+from lib.pages import results
+from lib.pages.tables import gather_runs
 
 matplotlib.use("Agg")
 REPO = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ Each test runs the command line in a child process (``cli.main`` behind a few li
 child's SIGINT disposition, since a test started from a background job of a non-interactive shell
 inherits SIGINT *ignored*), drives the run into the wanted state and waits for it by polling a file
 (no sleep racing the machine's load), then sends SIGINT. Every interrupted run must end with exit
-code 130, ``status: interrupted`` in its records, no ``run.key`` and no traceback on stderr (the
+code 130, ``status: interrupted`` in its records, no reusable record and no traceback on stderr (the
 asyncio "Task exception was never retrieved" report included).
 """
 
@@ -22,8 +22,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from lib.runtime.book import _reusable
-from lib.runtime.cli import main
+from lib.cli import main
+from lib.runtime.record import RunRecord, reuse_problem
 from lib.runtime.run import get_study, run_key
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,7 +52,7 @@ if sys.argv[2] != "-":
         return collect(nb)
 
     run.collect_metrics = held
-from lib.runtime.cli import main
+from lib.cli import main
 
 sys.exit(main(sys.argv[3:]))
 """
@@ -126,7 +126,7 @@ def _assert_interrupted(run: Path, moment: str) -> dict:
     prov = json.loads((run / "provenance.json").read_text())
     assert prov["status"] == "interrupted" and moment in prov["failed_cell"]
     assert nbformat.read(run / "demo.ipynb", as_version=4).metadata["studies"]["status"] == "interrupted"
-    assert not (run / "run.key").exists()
+    assert reuse_problem(RunRecord.read(run), prov["run_key"]).startswith("interrupted")  # never reused
     return prov
 
 
@@ -160,7 +160,7 @@ def test_interrupt_during_a_cell_keeps_the_earlier_good_run(env_root, tmp_path, 
     out = tmp_path / "run"
     assert main(["run", "demo", "--profile", "ci", "--quiet", "--out", str(out)]) == 0
     capsys.readouterr()
-    key = (out / "run.key").read_text()
+    key = RunRecord.read(out).run_key
     startup = tmp_path / "ipython" / "profile_default" / "startup"
     startup.mkdir(parents=True)
     sleeping = tmp_path / "cell.sleeping"
@@ -176,9 +176,9 @@ def test_interrupt_during_a_cell_keeps_the_earlier_good_run(env_root, tmp_path, 
     prov = _assert_interrupted(partial, "code cell 4")
     assert prov["overrides"] == {"sleep_s": 600}
     # the earlier finished run is where it was, and the book still reuses it
-    assert (out / "run.key").read_text() == key and (out / "figures" / "demo_line.png").is_file()
+    assert RunRecord.read(out).run_key == key and (out / "figures" / "demo_line.png").is_file()
     assert json.loads((out / "provenance.json").read_text())["status"] == "ok"
-    assert _reusable("demo", "ci", out, key.strip()) is not None  # the key it was stamped with
+    assert reuse_problem(RunRecord.read(out), key) is None  # the key it was recorded with
 
 
 def test_interrupt_after_the_last_cell_while_saving(env_root, tmp_path):
@@ -196,4 +196,4 @@ def test_interrupt_after_the_last_cell_while_saving(env_root, tmp_path):
     _assert_interrupted(out, moment)
     assert json.loads((out / "metrics.json").read_text())["total"] == 10.0  # what the run measured is kept
     st = get_study("demo", env_root)
-    assert _reusable("demo", "ci", out, run_key(st, st.parameter_dir / "ci.yaml")) is None
+    assert reuse_problem(RunRecord.read(out), run_key(st, st.parameter_dir / "ci.yaml")) is not None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lib.runtime.cli import main
+from lib.cli import main
 from lib.runtime.outdir import protected_reason, run_folder_problem
 
 
@@ -48,7 +48,7 @@ def test_a_folder_of_someone_elses_files_is_refused_and_replaced_only_with_force
     assert _tree(folder) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["minibook", "thesis"]  # no lock, no temporary folder
     assert main(["run", "demo", "--profile", "ci", "--quiet", "--out", str(folder), "--force"]) == 0
-    assert not (folder / "thesis.tex").exists() and (folder / "run.key").is_file()
+    assert not (folder / "thesis.tex").exists() and (folder / "provenance.json").is_file()
 
 
 @pytest.mark.parametrize(

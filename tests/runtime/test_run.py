@@ -6,8 +6,8 @@ import os
 import nbformat
 import pytest
 
+from lib.cli import main
 from lib.core.repro import sha256_file
-from lib.runtime.cli import main
 from lib.runtime.params import ParameterError
 from lib.runtime.run import (
     StudyError,

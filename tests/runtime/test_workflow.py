@@ -7,6 +7,7 @@ invocation that does nothing, and a changed parameter file that makes only its o
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -100,7 +101,9 @@ def test_dry_run_selects_profiles_and_studies(collection):
     # demo2 has no paper profile: skipped with a note, not an error
     assert job_counts(out) == {"run": 1, "gather": 1, "all": 1, "total": 3}
     assert "demo2 has no profile 'paper'" in out
-    assert re.search(r"wildcards: study=demo, profile=paper\n\s+resources: [^\n]*gpu=1, [^\n]*runtime=540", out)
+    # longest first: the priority is the expected run time in seconds (3 h)
+    assert re.search(r"wildcards: study=demo, profile=paper\n\s+priority: 10800\n"
+                     r"\s+resources: [^\n]*gpu=1, [^\n]*runtime=540", out)
     out = snakemake(collection, "-n", "--config", "studies=[demo2]", "sweeps=false")
     assert stale_runs(out) == {"demo2/ci", "demo2/lab"}
     # any single run or sweep point can be asked for by its output, whatever the configuration
@@ -137,7 +140,7 @@ def test_real_run_then_nothing_then_only_the_changed_study(collection):
     totals = table[table["metric"] == "total"].set_index("study")["value"]
     assert totals.to_dict() == {"demo": 10.0, "demo2": 10.0}
     assert set(table["status"]) == {"ok"} and table["commit"].notna().all()
-    assert (collection / "_runs" / "demo" / "ci" / "run.key").is_file()  # `studies book` can reuse the run
+    assert json.loads((collection / "_runs" / "demo" / "ci" / "provenance.json").read_text())["status"] == "ok"
 
     again = snakemake(collection, *args)
     assert "Nothing to be done" in again and job_counts(again) == {}

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lib.runtime.book import build_book, run_studies, study_chapters, toc_files
 from lib.runtime.run import get_study, study_inputs
+from lib.site.book import build_book, run_studies, study_chapters, toc_files
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -75,12 +75,16 @@ def test_a_study_depends_on_core_runtime_and_its_own_package_only():
     files = {f.resolve().relative_to(REPO).as_posix() for f in study_inputs(get_study("pgnaa", REPO))}
     assert "book/pgnaa/pgnaa.md" in files and "lib/pgnaa/experiment.py" in files
     assert "lib/core/train.py" in files and "lib/runtime/run.py" in files and "requirements/lock.txt" in files
+    assert "lib/core/manifests/nist-pgaa.csv" in files  # the data manifests
     assert not any(f.startswith(("lib/nuclei/", "lib/perfusion/", "lib/radiative/")) for f in files)
+    # the site, the pages and the command line cannot change a chapter's output
+    assert not any(f.startswith(("lib/site/", "lib/pages/")) for f in files)
+    assert not {"lib/cli.py", "lib/gpucheck.py", "lib/__main__.py"} & files
 
 
 _RUN = """
 import json, sys
-from lib.runtime.book import run_studies
+from lib.site.book import run_studies
 runs = run_studies("ci", progress=False, cores=2)
 print(json.dumps({r.study: r.reused for r in runs}))
 """

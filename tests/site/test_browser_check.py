@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from lib.runtime import browser_check, mathjax
-from lib.runtime.browser_check import INSTALL_COMMAND, check_site, find_browser, site_pages
+from lib.site import browser_check, mathjax
+from lib.site.browser_check import INSTALL_COMMAND, check_site, find_browser, site_pages
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "tests" / "fixtures" / "minibook"
@@ -30,7 +30,7 @@ def _needs_browser() -> str:
 @pytest.fixture(scope="module")
 def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The fixture mini-book with the real config and the real execution page, built once for the module."""
-    from lib.runtime.book import build_book
+    from lib.site.book import build_book
 
     dest = tmp_path_factory.mktemp("site") / "minibook"
     shutil.copytree(FIXTURE, dest)
@@ -127,7 +127,7 @@ def test_unbuilt_site_is_a_clear_error(tmp_path):
 
 def test_cli_check_book(built_site, tmp_path, capsys):
     _needs_browser()
-    from lib.runtime.cli import main
+    from lib.cli import main
 
     shot = tmp_path / "maths.png"
     assert main(["check-book", "--html", str(built_site), "--screenshot", str(shot)]) == 0

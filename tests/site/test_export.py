@@ -8,8 +8,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from lib.runtime.cli import main
-from lib.runtime.export import PLACEHOLDER, ExportError, export_study, strip_solutions
+from lib.cli import main
+from lib.site.export import PLACEHOLDER, ExportError, export_study, strip_solutions
 
 REPO = Path(__file__).resolve().parents[2]
 # text that appears only inside the fixture chapter's two solutions

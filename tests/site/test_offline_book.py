@@ -252,7 +252,7 @@ The reference outputs hold {glue:md}`rt_files`; the real files: {glue:md}`real_f
 
 
 def test_fixture_book_builds_offline_with_an_empty_mirror(minibook, monkeypatch, tmp_path):
-    from lib.runtime.book import build_book
+    from lib.site.book import build_book
 
     _offline(monkeypatch, tmp_path)
     demo = minibook / "book" / "demo" / "demo.md"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lib.runtime.cli import main
-from lib.runtime.site import REPOSITORY_ENV, PublishError, configure, publish, repository_url
+from lib.cli import main
+from lib.site.publish import REPOSITORY_ENV, PublishError, configure, publish, repository_url
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -108,7 +108,7 @@ def test_cli_publish(checkout, monkeypatch, capsys):
 
 
 def test_launch_links_point_at_files_that_exist():
-    from lib.runtime.theme import fix_launch_links
+    from lib.site.theme import fix_launch_links
 
     page = "book/pgnaa/pgnaa"
     group = [{"type": "group", "buttons": [
@@ -128,7 +128,7 @@ def test_launch_links_point_at_files_that_exist():
 def test_repeated_inline_scripts_are_dropped():
     from sphinx.builders.html._assets import _JavaScript
 
-    from lib.runtime.theme import dedupe_inline_scripts
+    from lib.site.theme import dedupe_inline_scripts
 
     a, b = _JavaScript(None, body="const X = 1"), _JavaScript(None, body="const X = 1")
     files = [_JavaScript("a.js"), a, b, _JavaScript("a.js"), "plain.js"]

@@ -90,7 +90,7 @@ def test_every_job_through_sbatch_with_the_profiles_resources_then_nothing(slurm
     for run in jobs:
         metrics = json.loads((minibook / "_runs" / run / "metrics.json").read_text())
         assert metrics["total"] == {"demo/ci": 10.0, "demo/gpu": 7.0}[run]
-        assert (minibook / "_runs" / run / "run.key").is_file()
+        assert json.loads((minibook / "_runs" / run / "provenance.json").read_text())["status"] == "ok"
     runs = pd.read_csv(minibook / "_runs" / "_results" / "runs.csv")
     assert set(runs[runs["metric"] == "total"]["profile"]) == {"ci", "gpu"}
 
