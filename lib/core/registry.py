@@ -56,6 +56,7 @@ __all__ = [
     "get",
     "names",
     "fetch",
+    "present",
     "download_dataset",
     "last_unavailable_reason",
     "verify",
@@ -677,6 +678,24 @@ def fetch(name: str, *, download: bool = True) -> Path:
 
 
 _REASONS: dict[str, str] = {}
+
+
+def present(name: str) -> bool:
+    """Whether a copy of dataset ``name`` is at hand (shipped, cached or mirrored), without verifying or downloading.
+
+    A cheap look for :mod:`lib.runtime.status`: a run that fell back to synthetic data is stale once the real
+    data are here. :func:`fetch` still verifies every checksum when a chapter reads the copy.
+    """
+    ds = get(name)
+    if ds.shipped_dir and Path(ds.shipped_dir).is_dir() and any(Path(ds.shipped_dir).iterdir()):
+        return True
+    try:
+        if (cache_dir() / ds.name).is_dir():
+            return True
+    except OSError:
+        pass
+    mirror = mirror_dir()
+    return mirror is not None and (mirror / ds.mirror_subdir).is_dir()
 
 
 def _remember_reason(name: str, reason: str) -> None:

@@ -9,7 +9,7 @@ For each study and profile (``_runs/<study>/<profile>/``) and each sweep point
     it ended ``ok`` with the current key: the book reuses it;
 ``stale``
     it ended ``ok``, but an input changed since; the reason names which (``lib/core/report.py``,
-    ``<parameter file>``, ...);
+    ``<parameter file>``, ...); or it ran on a synthetic fallback and the real dataset is now at hand;
 ``failed``
     it failed or timed out (the reason says where);
 ``interrupted``
@@ -91,8 +91,32 @@ def _state(study: Study, profile: str, point: str, folder: Path, params_path: Pa
         return RunState(study.name, profile, point, folder, state, reason)
     if state == "current" and not (folder / f"{study.name}.ipynb").is_file():
         state, reason = "missing", f"its record is there but not its notebook {study.name}.ipynb"
+    if state == "current":
+        arrived = _data_now_present(record)
+        if arrived:
+            state, reason = "stale", f"{', '.join(arrived)} now at hand (the run had to do without)"
     return RunState(study.name, profile, point, folder, state, reason, record.duration_s, record.data_source,
                     record.ended)
+
+
+def _data_now_present(record: RunRecord) -> list[str]:
+    """The datasets the run did without (synthetic fallback or an error) that are now at hand.
+
+    The run key covers the code and the data manifests, not which copies exist; this covers the rest: a run made
+    before the data arrived does not stand for one that would read them.
+    """
+    from lib.core import registry
+
+    arrived = []
+    for name, source in sorted((record.data_sources or {}).items()):
+        if str(source).startswith("real") or name not in registry.names():
+            continue
+        try:
+            if registry.present(name):
+                arrived.append(name)
+        except (KeyError, OSError, ValueError):
+            continue
+    return arrived
 
 
 def run_state(study: Study, profile: str, *, runs: Path | None = None) -> RunState:

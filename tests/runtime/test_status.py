@@ -148,3 +148,26 @@ def test_status_and_the_workflow_dry_run_agree(checkout, collection):
     states = _status(checkout, collection)
     assert states["demo2/ci"][0] == "failed" and "code cell 3" in states["demo2/ci"][1]
     assert _dry(checkout, collection) == _not_current(states) == {"demo2/ci"}
+
+
+def test_a_run_that_did_without_its_data_is_stale_once_the_data_are_here(minibook, tmp_path, monkeypatch):
+    from lib.core import registry
+    from lib.runtime.record import RunRecord, key_of
+    from lib.runtime.run import get_study, run_inputs
+    from lib.runtime.status import run_state
+
+    st = get_study("demo", minibook)
+    inputs = run_inputs(st, st.parameter_dir / "ci.yaml")
+    folder = minibook / "_runs" / "demo" / "ci"
+    folder.mkdir(parents=True)
+    (folder / "demo.ipynb").write_text("{}")
+    RunRecord("demo", "ci", "ok", run_key=key_of(inputs), inputs=inputs,
+              data_sources={"unitobrain-samples": "synthetic (not available)"}).write(folder)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    monkeypatch.setenv(registry.MIRROR_ENV, str(mirror))
+    monkeypatch.setenv(registry.CACHE_ENV, str(tmp_path / "cache"))
+    assert run_state(st, "ci").state == "current"
+    (mirror / registry.get("unitobrain-samples").mirror_subdir).mkdir(parents=True)
+    state = run_state(st, "ci")
+    assert (state.state, state.reason) == ("stale", "unitobrain-samples now at hand (the run had to do without)")
