@@ -60,7 +60,7 @@ from lib.runtime.params import (
     validate,
 )
 from lib.runtime.provenance import provenance
-from lib.runtime.record import DATA_SOURCES_KEY, RunRecord, key_of
+from lib.runtime.record import RunRecord, key_of
 
 __all__ = [
     "StudyError",
@@ -89,8 +89,6 @@ __all__ = [
     "tag_source_lines",
     "thread_environment",
     "SOURCE_LINE_KEY",
-    "DATA_SOURCES_KEY",
-    "read_metrics",
 ]
 
 #: Per-cell execution limit (seconds) when neither the call nor the profile sets one.
@@ -517,12 +515,6 @@ def _provenance_cell(record: Mapping[str, Any]) -> Any:
         f"show_provenance(json.loads({text!r}))"
     )
     return nbformat.v4.new_code_cell(src, metadata={"tags": ["remove-input", "provenance"]})
-
-
-def read_metrics(path: Path) -> dict[str, float | int]:
-    """The numbers of a run's ``metrics.json`` (reserved ``_`` keys such as :data:`DATA_SOURCES_KEY` left out)."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    return {k: v for k, v in data.items() if not k.startswith("_")}
 
 
 def _writable_parent(out_dir: Path) -> None:
