@@ -12,7 +12,7 @@ user's ``--out``) holds two files written by :meth:`RunRecord.write` and read ba
 ``metrics.json``
     the glued numbers of the chapter, plus ``_data_sources`` (keys starting with ``_`` are not metrics).
 
-The run key (:func:`key_of`) is the SHA-256 of the input digests; :func:`reuse_problem` is the one rule
+The run key (:func:`key_of`) is the SHA-256 of the input digests; :func:`reuse_state` is the one rule
 deciding whether a finished run can stand for the current inputs (the book, ``studies status`` and the
 result tables all ask it), and :func:`changed_inputs` names what changed when it cannot.
 """
@@ -36,6 +36,7 @@ __all__ = [
     "RunRecord",
     "key_of",
     "changed_inputs",
+    "reuse_state",
     "reuse_problem",
     "data_source_text",
 ]
@@ -256,12 +257,12 @@ def changed_inputs(recorded: Mapping[str, str], current: Mapping[str, str]) -> l
     return out
 
 
-def reuse_problem(record: RunRecord | None, key: str, *, overrides: Mapping[str, Any] | None = None,
-                  current_inputs: Mapping[str, str] | None = None) -> str | None:
-    """Why the run ``record`` cannot stand for the current inputs, or ``None`` when it can (the one reuse rule).
+def reuse_state(record: RunRecord | None, key: str, *, overrides: Mapping[str, Any] | None = None,
+                current_inputs: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """Whether the run ``record`` stands for the current inputs: ``(state, reason)``, the one reuse rule.
 
-    A run is reused only when it ended ``ok``, its key equals ``key`` and its overrides equal
-    ``overrides`` (none for a profile's own run; a sweep point's for a point), so a ``--set`` or
+    A run is reused (``"current"``) only when it ended ``ok``, its key equals ``key`` and its overrides
+    equal ``overrides`` (none for a profile's own run; a sweep point's for a point), so a ``--set`` or
     ``--smoke`` run never stands for its profile.
 
     Parameters
@@ -277,25 +278,38 @@ def reuse_problem(record: RunRecord | None, key: str, *, overrides: Mapping[str,
 
     Returns
     -------
-    str or None
-        ``None`` when reusable; otherwise the reason, starting with the state: ``"missing"``,
-        ``"failed ..."``, ``"timeout ..."``, ``"interrupted ..."`` or ``"stale: ..."``.
+    tuple of str
+        ``state`` is ``"current"``, ``"stale"``, ``"failed"`` (a failed or timed-out run),
+        ``"interrupted"`` or ``"missing"``; ``reason`` says why it is not current (``""`` when it is).
     """
     if record is None:
-        return "missing: no run yet"
+        return "missing", "no run yet"
     if record.status != "ok":
         where = f" in {record.failed_cell}" if record.failed_cell else ""
-        return f"{record.status}{where}"
+        return ("interrupted" if record.status == "interrupted" else "failed"), f"{record.status}{where}"
     wanted = dict(overrides or {})
     if _canonical(record.overrides) != _canonical(wanted):
-        return (f"stale: it ran with overrides {record.overrides}, "
-                f"{'not the profile as it is' if not wanted else f'not {wanted}'}")
+        return "stale", (f"it ran with overrides {record.overrides}, "
+                         f"{'not the profile as it is' if not wanted else f'not {wanted}'}")
     if record.run_key != key:
         if record.run_key is None or not record.inputs:
-            return "stale: recorded before run keys covered each input"
+            return "stale", "recorded before run keys covered each input"
         changed = changed_inputs(record.inputs, current_inputs) if current_inputs is not None else []
-        return "stale: " + (", ".join(changed) + " changed" if changed else "its inputs changed")
-    return None
+        return "stale", (", ".join(changed) + " changed" if changed else "its inputs changed")
+    return "current", ""
+
+
+def reuse_problem(record: RunRecord | None, key: str, *, overrides: Mapping[str, Any] | None = None,
+                  current_inputs: Mapping[str, str] | None = None) -> str | None:
+    """Why ``record`` cannot stand for the current inputs, as one line, or ``None`` when it can (:func:`reuse_state`).
+
+    The line starts with the state: ``"missing: ..."``, ``"failed ..."``, ``"timeout ..."``,
+    ``"interrupted ..."`` or ``"stale: ..."``.
+    """
+    state, reason = reuse_state(record, key, overrides=overrides, current_inputs=current_inputs)
+    if state == "current":
+        return None
+    return reason if state in ("failed", "interrupted") else f"{state}: {reason}"
 
 
 def _canonical(values: Mapping[str, Any]) -> str:

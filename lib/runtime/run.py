@@ -638,7 +638,7 @@ def run_study(
     kept inside that run's folder as ``<out>/.partial-<status>/`` (see :mod:`lib.runtime.outdir`),
     and the finished run stays reusable. ``provenance.json`` records ``status`` (``ok``,
     ``failed``, ``timeout``, ``interrupted``), the run key with its inputs and each dataset's
-    ``data_source``; only ``ok`` runs are reused (:func:`lib.runtime.record.reuse_problem`).
+    ``data_source``; only ``ok`` runs are reused (:func:`lib.runtime.record.reuse_state`).
 
     Ctrl-C or SIGTERM at any moment (before the kernel starts, during a cell, while the results
     are saved) stops the run within seconds and records it as ``interrupted``

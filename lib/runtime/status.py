@@ -3,7 +3,7 @@
 For each study and profile (``_runs/<study>/<profile>/``) and each sweep point
 (``_runs/<study>/<sweep>/<point>/``) :func:`run_state` reads the run's record
 (:class:`lib.runtime.record.RunRecord`) and asks the one reuse rule
-(:func:`lib.runtime.record.reuse_problem`) whether it stands for the inputs as they are now:
+(:func:`lib.runtime.record.reuse_state`) whether it stands for the inputs as they are now:
 
 ``current``
     it ended ``ok`` with the current key: the book reuses it;
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lib.runtime.record import RecordError, RunRecord, key_of, reuse_problem
+from lib.runtime.record import RecordError, RunRecord, key_of, reuse_state
 from lib.runtime.run import Study, list_studies, repo_root, resolve_parameters, run_inputs
 
 __all__ = ["STATES", "RunState", "run_state", "point_state", "run_states", "format_states"]
@@ -83,10 +83,7 @@ def _state(study: Study, profile: str, point: str, folder: Path, params_path: Pa
     except RecordError as err:
         return RunState(study.name, profile, point, folder, "failed", f"unreadable record: {err}")
     inputs = run_inputs(study, params_path, overrides)
-    problem = reuse_problem(record, key_of(inputs), overrides=overrides, current_inputs=inputs)
-    state = "current" if problem is None else problem.split(":")[0].split(" ")[0]
-    state = {"timeout": "failed"}.get(state, state)
-    reason = "" if problem is None else (problem.split(": ", 1)[1] if state in ("stale", "missing") else problem)
+    state, reason = reuse_state(record, key_of(inputs), overrides=overrides, current_inputs=inputs)
     if record is None:
         return RunState(study.name, profile, point, folder, state, reason)
     if state == "current" and not (folder / f"{study.name}.ipynb").is_file():

@@ -15,6 +15,7 @@ from lib.runtime.record import (
     data_source_text,
     key_of,
     reuse_problem,
+    reuse_state,
 )
 
 INPUTS = {"book/demo/demo.md": "a" * 64, "lib/core/report.py": "b" * 64, "<parameter file>": "c" * 64}
@@ -95,3 +96,14 @@ def test_data_source_lines():
     assert _record(data_sources={}).data_source == "no dataset read"
     assert _record(data_sources=None).data_source == "not recorded"
     assert data_source_text({"b": "synthetic (no mirror)", "a": "real"}) == "a: real; b: synthetic (no mirror)"
+
+
+def test_reuse_state_names_the_state_and_the_reason():
+    key = key_of(INPUTS)
+    assert reuse_state(_record(), key) == ("current", "")
+    assert reuse_state(None, key) == ("missing", "no run yet")
+    timed_out = _record(status="timeout", failed_cell="code cell 4")
+    assert reuse_state(timed_out, key) == ("failed", "timeout in code cell 4")
+    assert reuse_state(_record(status="interrupted"), key) == ("interrupted", "interrupted")
+    now = {**INPUTS, "<parameter file>": "f" * 64}
+    assert reuse_state(_record(), key_of(now), current_inputs=now) == ("stale", "<parameter file> changed")
