@@ -73,10 +73,15 @@ def test_gpu_profile_smoke_run_on_cpu(study, tmp_path):
     assert all(v == "real" for v in (prov.get("data_sources") or {}).values()), prov["data_sources"]
 
 
-def test_nuclei_gpu_profile_runs_the_seed_protocol_exactly():
-    gpu = resolve_parameters(get_study("nuclei"), "gpu")[0]
-    assert (gpu["seed_protocol"], gpu["epochs"], gpu["size"], gpu["subset"], gpu["augment"]) == (True, 10, 256, [],
-                                                                                                  True)
+def test_nuclei_gpu_and_paper_profiles_run_the_report_protocol_exactly():
+    """The report's protocol (seed L204-220, L344-395): U=32 at 256 px, Adam 1e-4, batch 8, 10 epochs, no augmentation."""
+    for profile in ("gpu", "paper"):
+        p = resolve_parameters(get_study("nuclei"), profile)[0]
+        got = {k: p[k] for k in ("seed_protocol", "epochs", "size", "subset", "augment", "tta", "recalibrate_bn", "lr",
+                                 "batch_size", "base_filters", "bn_momentum")}
+        assert got == {"seed_protocol": True, "epochs": 10, "size": 256, "subset": [], "augment": False, "tta": False,
+                       "recalibrate_bn": False, "lr": 1e-4, "batch_size": 8, "base_filters": 32,
+                       "bn_momentum": 0.01}, profile
 
 
 def test_the_four_gpu_profiles_are_sized_for_eight_minutes_together():

@@ -1,6 +1,6 @@
 """The internship report's training and evaluation protocol for binary nuclei segmentation.
 
-Training (:func:`fit_seed_protocol`): Adam (seed: lr 1e-4), batch 8, binary cross-entropy on the
+Training (:func:`fit_seed_protocol`): Adam (seed: lr 1e-4, Keras' epsilon 1e-7), batch 8, binary cross-entropy on the
 soft resized masks, keep the weights of the best validation loss (the seed's ``ModelCheckpoint``),
 ``ReduceLROnPlateau`` x0.1 after 5 epochs without improvement (min 1e-7), early stopping after 20,
 a per-epoch log. Optional random flips (horizontal, vertical) as augmentation.
@@ -53,6 +53,12 @@ __all__ = [
     "seeds_text",
     "ablation_table",
     "ablation_text",
+    "REPORT_TEST_SCORES",
+    "REPORT_LOG",
+    "per_image_scores",
+    "report_comparison",
+    "log_comparison",
+    "protocol_differences",
 ]
 
 
@@ -119,23 +125,29 @@ def fit_seed_protocol(
     Returns
     -------
     lib.core.train.FitResult
-        ``history`` has ``loss, val_loss, dice, val_dice, lr, time_s`` per epoch.
+        ``history`` has ``loss, val_loss, dice, val_dice, iou, val_iou, lr, time_s`` per epoch (Dice and IoU
+        soft, per batch, as the seed's ``dice_coef`` and ``iou``).
     """
     if len(train_set) == 0 or len(valid_set) == 0:
         raise ValueError("training and validation sets must not be empty")
     tr = train.array_loader(train_set.images, train_set.soft, batch_size=batch_size, shuffle=True, seed=seed)
     va = train.array_loader(valid_set.images, valid_set.soft, batch_size=batch_size)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, eps=1e-7)  # Keras' Adam epsilon (PyTorch's default: 1e-8)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.1, patience=reduce_patience, min_lr=1e-7)
     gen = torch.Generator().manual_seed(repro.derive_seed(seed, "flip"))
 
-    def soft_dice(out: Tensor, y: Tensor) -> float:
+    def soft_dice(out: Tensor, y: Tensor) -> float:  # the seed's dice_coef, per batch
         p = torch.sigmoid(out)
         return float((2 * (p * y).sum() + 1e-15) / (p.sum() + y.sum() + 1e-15))
 
+    def soft_iou(out: Tensor, y: Tensor) -> float:  # the seed's iou, per batch
+        p = torch.sigmoid(out)
+        inter = (p * y).sum()
+        return float((inter + 1e-15) / (p.sum() + y.sum() - inter + 1e-15))
+
     return train.fit(
         model, tr, loss_fn=nn.BCEWithLogitsLoss(), epochs=epochs, optimizer=opt, val_loader=va,
-        metrics={"dice": soft_dice}, batch_transform=UInt8Batch(model, augment, gen), scheduler=sched,
+        metrics={"dice": soft_dice, "iou": soft_iou}, batch_transform=UInt8Batch(model, augment, gen), scheduler=sched,
         scheduler_monitor=True, early_stopping=early_stopping, device=device, progress=False,
     )
 
@@ -602,3 +614,196 @@ def ablation_text(table: pd.DataFrame, *, noise_points: float | None = None, ref
     if helps:
         parts.append(f"switching off {', '.join(repr(k) for k in helps)} raises it")
     return "; ".join(parts)
+
+
+# ------------------------------------------------------------------------ the report's numbers, and ours beside them
+#: The internship report's two sets of test scores (per-image means over its 134 test images), with the lines of
+#: ``../shared/seeds/002_dbb4a5b33c65cd4d.txt`` that print them. The two disagree; the report does not say why.
+REPORT_TEST_SCORES: dict[str, dict[str, float]] = {
+    "printout (L601-605)": {"accuracy": 0.95239, "f1": 0.81965, "jaccard": 0.71057, "recall": 0.89071,
+                            "precision": 0.78358},
+    "bold list (L608-612)": {"accuracy": 0.93973, "f1": 0.81270, "jaccard": 0.71249, "recall": 0.84063,
+                             "precision": 0.84225},
+}
+
+#: The report's training log (Keras, MultiResUNet U=32 at 256 px), epochs 1-3: training BCE, soft Dice and IoU
+#: (per-batch means over the epoch) and validation BCE; lines L414-424 of the seed.
+REPORT_LOG: dict[int, dict[str, float]] = {
+    1: {"loss": 0.6011, "dice": 0.3602, "iou": 0.2229, "val_loss": 0.62193},
+    2: {"loss": 0.4056, "dice": 0.4603, "iou": 0.3044, "val_loss": 0.54406},
+    3: {"loss": 0.2884, "dice": 0.5338, "iou": 0.3719, "val_loss": 0.49610},
+}
+_LOG_LINES = {1: "L414-416", 2: "L418-420", 3: "L422-424"}
+_SCORES = ("accuracy", "f1", "jaccard", "recall", "precision")
+
+
+def per_image_scores(y_true: np.ndarray, y_pred: np.ndarray) -> pd.DataFrame:
+    """The five pixel metrics of every image (the seed's scikit-learn loop), one row per image.
+
+    Parameters
+    ----------
+    y_true, y_pred : numpy.ndarray
+        ``(N, H, W)`` boolean masks.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``accuracy, f1, jaccard, recall, precision``; their column means are the ``*_mean`` values of
+        :func:`evaluate_masks`.
+    """
+    from lib.core.metrics import f1_score, jaccard, pixel_accuracy, precision, recall
+
+    t, p = np.asarray(y_true, bool), np.asarray(y_pred, bool)
+    fns = (pixel_accuracy, f1_score, jaccard, recall, precision)
+    return pd.DataFrame({name: fn(t, p, reduction="none") for name, fn in zip(_SCORES, fns)})
+
+
+def report_comparison(
+    protocol: pd.DataFrame,
+    *,
+    recipe: Mapping[str, float] | None = None,
+    otsu: Mapping[str, float] | None = None,
+    k: float = 2.0,
+) -> pd.DataFrame:
+    """The report's test scores beside its protocol re-run here, our recipe and Otsu, with a computed verdict.
+
+    A score is *reproduced* when the re-run's per-image mean lies within the range spanned by the report's two
+    result sets (:data:`REPORT_TEST_SCORES`) widened by ``k`` standard errors of that mean (the SD of the
+    per-image values over the square root of their number: the spread from the choice of test images; the
+    report gives no spread over trainings).
+
+    Parameters
+    ----------
+    protocol : pandas.DataFrame
+        :func:`per_image_scores` of the re-run of the report's protocol.
+    recipe, otsu : mapping, optional
+        ``evaluate_masks`` of our recipe and of Otsu (their ``*_mean`` values are shown).
+    k : float
+        Tolerance in standard errors.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: the five metrics (per-image means); columns: one per report result set (named with its seed
+        lines), ``protocol here``, ``SE``, ``our recipe``, ``Otsu``, ``verdict``.
+    """
+    if len(protocol) == 0:
+        raise ValueError("no per-image scores of the re-run given")
+    rows = {}
+    n = len(protocol)
+    for metric in _SCORES:
+        vals = protocol[metric].to_numpy(np.float64)
+        mean = float(vals.mean())
+        se = float(vals.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+        lo = min(r[metric] for r in REPORT_TEST_SCORES.values())
+        hi = max(r[metric] for r in REPORT_TEST_SCORES.values())
+        if lo - k * se <= mean <= hi + k * se:
+            say = f"reproduced (within the report's range ± {k:g} SE)"
+        else:
+            gap, side = (lo - mean, "below") if mean < lo else (mean - hi, "above")
+            say = f"not reproduced: {gap:.3f} {side}" + (f" ({gap / se:.0f} SE)" if se > 0 else "")
+        rows[metric] = {**{f"report, {which}": ref[metric] for which, ref in REPORT_TEST_SCORES.items()},
+                        "protocol here": mean, "SE": se,
+                        "our recipe": (recipe or {}).get(f"{metric}_mean", np.nan),
+                        "Otsu": (otsu or {}).get(f"{metric}_mean", np.nan), "verdict": say}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("per-image mean")
+
+
+def log_comparison(history: pd.DataFrame, *, scaled: str = "") -> pd.DataFrame:
+    """The report's training log (:data:`REPORT_LOG`, epochs 1-3) beside the re-run's, epoch by epoch.
+
+    Compared in kind only: a re-run that is ``scaled`` (narrower, smaller input) does not reach the report's
+    loss at the same epoch, so the verdict gives the difference, not a pass or fail.
+
+    Parameters
+    ----------
+    history : pandas.DataFrame
+        The re-run's :func:`fit_seed_protocol` history (``epoch, loss, dice, iou, val_loss``).
+    scaled : str
+        What the re-run scales, e.g. ``"U=8, 96 px"`` (named in the verdict).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``(epoch, quantity)``; columns ``report``, ``seed line``, ``protocol here``, ``verdict``.
+    """
+    hist = history.set_index("epoch") if "epoch" in history else history
+    rows = []
+    for epoch, ref in REPORT_LOG.items():
+        for q, v in ref.items():
+            ours = float(hist.loc[epoch, q]) if epoch in hist.index and q in hist.columns else np.nan
+            if np.isnan(ours):
+                say = "not compared: this run logged no such epoch"
+            else:
+                d = ours - v
+                say = f"{abs(d):.3f} {'higher' if d > 0 else 'lower'}" + (f" (in kind only: {scaled})" if scaled else "")
+            rows.append({"epoch": epoch, "quantity": q, "report": v, "seed line": _LOG_LINES[epoch],
+                         "protocol here": ours, "verdict": say})
+    return pd.DataFrame(rows).set_index(["epoch", "quantity"])
+
+
+def protocol_differences(
+    *,
+    size: int,
+    width: int,
+    params: int,
+    epochs: int,
+    epochs_run: int,
+    best_epoch: int,
+    bn_momentum: float,
+    recalibrated: bool,
+    f1_mean_without_recalibration: float | None,
+    f1_mean: float,
+    last_val_loss_drop: float | None,
+) -> pd.DataFrame:
+    """Every set-up item where the re-run of the report's protocol differs from the report, and why.
+
+    Parameters
+    ----------
+    size, width, params, epochs : int
+        The re-run's input side (px), MultiResUNet top width U, trainable parameters and epoch budget.
+    epochs_run, best_epoch : int
+        Epochs trained and the epoch whose weights were kept.
+    bn_momentum : float
+        PyTorch-convention batch-norm momentum of the re-run (Keras 0.99 is 0.01 here).
+    recalibrated : bool
+        Whether the batch-norm running statistics were re-estimated after training.
+    f1_mean_without_recalibration, f1_mean : float
+        Per-image mean F1 of the kept weights with the running statistics of training and as evaluated.
+    last_val_loss_drop : float, optional
+        Validation loss of the second-last minus the last epoch (positive: still falling when training stopped).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``item``; columns ``report``, ``this run``, ``why``, ``measured effect``.
+    """
+    rows = [
+        ("masks", "Kaggle 'processed' copy, JPEG", "PNG `labels_original` of stage1_train (union of nuclei)",
+         "the processed copy has no published checksum; the original labels do",
+         "not measured (JPEG blurs mask edges; the soft target is resized either way)"),
+        ("input side", "256 px", f"{size} px", "CPU budget: a step costs about the square of the side",
+         "not measured here; the paper and gpu profiles run 256 px"),
+        ("width", "U = 32 (7,244,774 parameters)", f"U = {width} ({params:,} parameters)",
+         "CPU budget: a step costs about the square of the width", "not measured here; paper and gpu run U = 32"),
+        ("epochs", "10", f"{epochs} (ran {epochs_run}, kept epoch {best_epoch})", "CPU budget",
+         "validation loss still falling at the end, by "
+         f"{last_val_loss_drop:.3f} in the last epoch" if last_val_loss_drop is not None and last_val_loss_drop > 0
+         else "validation loss no longer falling at the end"),
+    ]
+    if recalibrated:
+        eff = ("not measured" if f1_mean_without_recalibration is None else
+               f"per-image F1 {f1_mean_without_recalibration:.3f} with the training statistics, {f1_mean:.3f} "
+               "re-estimated")
+        rows.append(("batch-norm statistics", "Keras momentum 0.99, statistics as left by training",
+                     f"momentum {bn_momentum:g} (PyTorch convention), then re-estimated over the training images",
+                     "after a short run Keras' slow momentum leaves the initial statistics in place", eff))
+    elif bn_momentum != 0.01:
+        rows.append(("batch-norm momentum", "0.99 (Keras)", f"{1 - bn_momentum:g} in Keras terms",
+                     "a short run needs faster statistics", "not measured"))
+    rows += [
+        ("framework", "TensorFlow/Keras (GPU, float32)", "PyTorch (CPU, float32)",
+         "the project's stack; initialisation (Glorot-uniform kernels, zero biases), batch-norm epsilon 1e-3 and "
+         "Adam's epsilon 1e-7 are set to Keras' values", "not measured; summation order differs between libraries"),
+    ]
+    return pd.DataFrame(rows, columns=["item", "report", "this run", "why", "measured effect"]).set_index("item")

@@ -52,6 +52,9 @@ def test_nuclei_ci_real_subset(tmp_path):
         assert m[f"{net}_ws_ap50"] > 0.45, net  # objects found and separated, not one blob
     # the recipe trains a usable network where the seed's protocol, at the same tiny budget, does not
     assert m["mru_f1_pooled"] > m["mru_seedp_f1_pooled"] + 0.2
+    # ... but the report's protocol row exists and beats a network that learned nothing (all foreground: ~0.17)
+    assert {f"seedproto_{c}_mean" for c in ("accuracy", "f1", "jaccard", "recall", "precision")} <= set(m)
+    assert m["seedproto_f1_pooled"] > all_fg + 0.1 and m["seedproto_f1_mean"] == m["mru_seedp_f1_mean"]
     assert m["seed_f1_from_pr"] == pytest.approx(2 * 0.784 * 0.891 / (0.784 + 0.891))
     assert (tmp_path / "figures" / "nuclei_triptych.png").is_file()
 
@@ -69,6 +72,10 @@ def test_nuclei_lab_results(lab_metrics):
     assert m["n_test"] == 134
     assert m["otsu_f1_pooled"] == pytest.approx(_otsu_f1_reference(dsb_test_ids(), 256)[0], abs=0.01)
     assert m["mru_f1_mean"] > 0.820  # the seed's reported per-image mean F1
+    # the report's protocol at the lab scale (U=8, 96 px, 10 epochs of Adam 1e-4) learns, but not to the report's
+    # level (2026-12-08: per-image F1 0.59 at 96 px; 0.64 at 128 px): the verdict the chapter prints
+    assert 0.45 < m["seedproto_f1_mean"] < 0.80
+    assert m["seedproto_accuracy_mean"] > m["all_background_accuracy"]
     assert m["mru_ws_ap50"] > m["otsu_ws_ap50"] and m["mru_ws_dsb"] > m["otsu_ws_dsb"]
     assert m["unet_f1_pooled"] > 0.85
 
@@ -76,9 +83,10 @@ def test_nuclei_lab_results(lab_metrics):
 @pytest.mark.slow
 @needs_mirror
 @pytest.mark.xfail(strict=False, reason=(
-    "lab (2026-12-04: 20 epochs + flip TTA, seeds 0-2 at 1 thread) misses most of the issue's goals: pooled F1 "
-    "0.8982 +- 0.0009 (goal 0.90), Jaccard 0.815 (0.82), watershed AP@0.5 0.698 (0.75); Otsu + 3.2 points is met; "
-    "see the chapter's verdict box"))
+    "lab misses the issue's goals (2026-12-08, seed 0 at 1 thread, the same on a fresh clone of ae3ea77): pooled F1 "
+    "0.883 (goal 0.90), Jaccard 0.791 (0.82), Otsu + 1.7 points (+3), watershed AP@0.5 0.679 (0.75); on "
+    "2026-12-04, before the seeds moved to SeedSequence and the schedule to lib.core.schedules (5c59c44), seeds "
+    "0-2 gave 0.8982 +- 0.0009; see the chapter's verdict box"))
 def test_nuclei_lab_goals(lab_metrics):
     """The issue's goals at lab: pooled F1 >= 0.90, Jaccard >= 0.82, Otsu + 3 points, AP@0.5 >= 0.75."""
     m = lab_metrics

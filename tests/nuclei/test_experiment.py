@@ -53,7 +53,9 @@ def test_fit_runs_and_logs_history():
     torch.manual_seed(0)
     res = fit_seed_protocol(MultiResUNet(base_filters=4), tr, va, epochs=2, lr=1e-3, augment=True, device="cpu")
     assert list(res.history["epoch"]) == [1, 2]
-    assert {"loss", "val_loss", "dice", "val_dice", "lr"} <= set(res.history.columns)
+    assert {"loss", "val_loss", "dice", "val_dice", "iou", "val_iou", "lr"} <= set(res.history.columns)
+    # soft IoU = Dice / (2 - Dice) per batch; averaged over batches the identity holds only roughly
+    assert (res.history["iou"] < res.history["dice"]).all()
     with pytest.raises(ValueError, match="empty"):
         fit_seed_protocol(MultiResUNet(base_filters=4), tr.subset([]), va, epochs=1)
     tab = per_image_table(va.ids, va.modality, va.masks, va.masks)
@@ -225,3 +227,86 @@ def test_train_recipe_refuses_a_test_set_that_overlaps_validation():
         train_recipe("U-Net", recs[:6], recs[6:], recs[6:], eval_size=40, width=2, epochs=1, crop=32, device="cpu")
     with pytest.raises(ValueError, match=r"splits 'train' and 'test' share 1 id \('synth-0000'\)"):
         train_recipe("U-Net", recs[:6], recs[6:], recs[:1], eval_size=40, width=2, epochs=1, crop=32, device="cpu")
+
+
+def test_fit_uses_keras_adam_epsilon():
+    rng = np.random.default_rng(0)
+    tr = synth_nuclei_arrays(8, rng, 32)
+    seen = {}
+    orig = torch.optim.Adam
+
+    class Spy(orig):
+        def __init__(self, params, **kw):
+            seen.update(kw)
+            super().__init__(params, **kw)
+
+    torch.optim.Adam = Spy
+    try:
+        fit_seed_protocol(MultiResUNet(base_filters=4), tr, tr, epochs=1, device="cpu")
+    finally:
+        torch.optim.Adam = orig
+    assert seen == {"lr": 1e-4, "eps": 1e-7}  # the seed's Adam(1e-4) in Keras: epsilon 1e-7
+
+
+def test_per_image_scores_match_scikit_learn():
+    from sklearn.metrics import accuracy_score, f1_score, jaccard_score, precision_score, recall_score
+
+    from lib.nuclei.experiment import per_image_scores
+
+    rng = np.random.default_rng(3)
+    t = rng.random((4, 16, 16)) < 0.3
+    p = t ^ (rng.random((4, 16, 16)) < 0.2)
+    tab = per_image_scores(t, p)
+    for i in range(4):
+        a, b = t[i].ravel(), p[i].ravel()
+        ref = [accuracy_score(a, b), f1_score(a, b), jaccard_score(a, b), recall_score(a, b), precision_score(a, b)]
+        np.testing.assert_allclose(tab.iloc[i].to_numpy(), ref, rtol=1e-12)
+
+
+def _history(loss=(0.6, 0.41, 0.29)):
+    import pandas as pd
+
+    return pd.DataFrame({"epoch": [1, 2, 3], "loss": loss, "dice": [0.36, 0.46, 0.53], "iou": [0.22, 0.30, 0.37],
+                         "val_loss": [0.62, 0.54, 0.50]})
+
+
+def test_report_comparison_verdicts():
+    import pandas as pd
+
+    from lib.nuclei.experiment import REPORT_LOG, REPORT_TEST_SCORES, log_comparison, report_comparison
+
+    assert REPORT_TEST_SCORES["printout (L601-605)"]["f1"] == 0.81965  # the seed's printout
+    assert REPORT_LOG[3]["loss"] == 0.2884
+    # every image scores the report's bold list exactly, up to a small symmetric spread: all five reproduced
+    bold = REPORT_TEST_SCORES["bold list (L608-612)"]
+    d = np.tile([-0.01, 0.01], 50)
+    same = pd.DataFrame({k: v + d for k, v in bold.items()})
+    tab = report_comparison(same)
+    assert tab["verdict"].str.startswith("reproduced").all()
+    assert tab.loc["f1", "protocol here"] == pytest.approx(bold["f1"])
+    assert tab.loc["f1", "SE"] == pytest.approx(np.std(d, ddof=1) / 10)
+    assert tab.loc["f1", "report, printout (L601-605)"] == 0.81965
+    # a network that learned nothing (F1 0 on every image) is not reproduced, and the gap is the distance to the range
+    nothing = same.assign(f1=0.0, jaccard=0.0, recall=0.0)
+    v = report_comparison(nothing).loc["f1", "verdict"]
+    assert v == "not reproduced: 0.813 below"  # SE 0: no multiple of it
+    with pytest.raises(ValueError, match="no per-image"):
+        report_comparison(same.iloc[:0])
+    # log rows: per epoch, with the difference; a missing epoch says so
+    log = log_comparison(_history(), scaled="U=8, 96 px")
+    assert log.loc[(3, "loss"), "report"] == 0.2884 and log.loc[(3, "loss"), "protocol here"] == 0.29
+    assert log.loc[(3, "loss"), "verdict"] == "0.002 higher (in kind only: U=8, 96 px)"
+    short = log_comparison(_history().iloc[:1])
+    assert short.loc[(2, "loss"), "verdict"].startswith("not compared")
+
+
+def test_protocol_differences_lists_each_scaling():
+    from lib.nuclei.experiment import protocol_differences
+
+    tab = protocol_differences(size=96, width=8, params=447_000, epochs=10, epochs_run=10, best_epoch=10,
+                               bn_momentum=0.1, recalibrated=True, f1_mean_without_recalibration=0.591,
+                               f1_mean=0.593, last_val_loss_drop=0.004)
+    assert {"masks", "input side", "width", "epochs", "batch-norm statistics", "framework"} <= set(tab.index)
+    assert tab.loc["input side", "this run"] == "96 px" and "447,000" in tab.loc["width", "this run"]
+    assert "0.591" in tab.loc["batch-norm statistics", "measured effect"]
+    assert "still falling" in tab.loc["epochs", "measured effect"]
