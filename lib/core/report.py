@@ -192,11 +192,24 @@ def metric_or_unavailable(name: str, value: float | int | None, *, fmt: str, why
     _glue_text(name, repr(value), shown)
 
 
-def figure(name: str, fig: Any, *, close: bool = True, dpi: int = 110) -> None:
+def figure(name: str, fig: Any, *, alt: str, close: bool = True, dpi: int = 110) -> None:
     """Glue a matplotlib figure under ``name`` as a PNG, without displaying it in place.
 
     The PNG is rendered here (whatever the matplotlib backend), so the figure reaches the
     book and ``figures/<name>.png`` even when the kernel runs a non-interactive backend.
+
+    Parameters
+    ----------
+    name : str
+        Glue key (placed with ``{glue:figure}`name```) and file name.
+    fig : matplotlib.figure.Figure
+    alt : str
+        Alternative text: what the figure shows, for readers who cannot see it (at least three
+        words; numbers of the run may be part of it). The book's ``<img>`` carries it
+        (:mod:`lib.site.figure_alt`); an empty or one-word text is an error.
+    close : bool
+        Close the figure after rendering.
+    dpi : int
     """
     import base64
     import io
@@ -206,6 +219,8 @@ def figure(name: str, fig: Any, *, close: bool = True, dpi: int = 110) -> None:
     if not hasattr(fig, "savefig"):
         raise TypeError(f"figure {name!r} must be a matplotlib Figure, got {type(fig).__name__}")
     _check_name(name)
+    if not isinstance(alt, str) or len(alt.split()) < 3:
+        raise ValueError(f"figure {name!r} needs alt text saying what it shows (at least three words), got {alt!r}")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     w, h = fig.get_size_inches() * dpi
@@ -213,7 +228,8 @@ def figure(name: str, fig: Any, *, close: bool = True, dpi: int = 110) -> None:
         GLUE_PREFIX + "image/png": base64.b64encode(buf.getvalue()).decode("ascii"),
         GLUE_PREFIX + "text/plain": f"<Figure size {w:.0f}x{h:.0f}>",
     }
-    display(bundle, raw=True, metadata={"scrapbook": {"name": name, "mime_prefix": GLUE_PREFIX}})
+    display(bundle, raw=True, metadata={"scrapbook": {"name": name, "mime_prefix": GLUE_PREFIX},
+                                        "image/png": {"alt": " ".join(alt.split())}})
     if close:
         import matplotlib.pyplot as plt
 

@@ -6,10 +6,14 @@ Playwright with ``executable_path`` so nothing is downloaded. Every request that
 own files is refused, so the check also proves that the site works offline. For every page:
 
 * it loads with no console error, no uncaught exception and no failed request;
-* every ``<img>`` has loaded with a nonzero natural size;
+* every ``<img>`` has loaded with a nonzero natural size, and has alt text (an empty ``alt`` passes only for a
+  decorative image outside figures and cell outputs, or one marked ``role="presentation"`` / ``aria-hidden``);
 * the maths is typeset: MathJax rendered every ``.math`` element, reported no error, and no raw TeX
   delimiter (``\\(``, ``\\[``, ``$$``, ``\\begin{``) remains in the text outside code;
 * every internal link resolves to a file of the site, and its ``#fragment`` to an element id there;
+* nothing is wider than the content column: at 1280 and at 400 px the page never scrolls sideways, and at 1280 px
+  no table has content cut behind its own scroll bar (at 400 px a table of many numeric columns may scroll inside
+  its own box; the summary lists those);
 * glued numbers are present: a study chapter (a page with a *Provenance* box) has glued values, none
   is empty, no glue role is left unrendered, and any expected text given for the page is there;
 
@@ -37,6 +41,7 @@ __all__ = [
     "site_pages",
     "pick_search_word",
     "check_site",
+    "WIDTHS",
 ]
 
 #: The one command that installs the browser the check drives (Debian/Ubuntu).
@@ -64,6 +69,9 @@ class PageReport:
     failed_requests: list[str] = field(default_factory=list)
     network_requests: list[str] = field(default_factory=list)
     broken_images: list[str] = field(default_factory=list)
+    images_without_alt: list[str] = field(default_factory=list)
+    overflow: list[str] = field(default_factory=list)
+    scrolling_tables: list[str] = field(default_factory=list)
     images: int = 0
     formulas: int = 0
     unrendered_math: list[str] = field(default_factory=list)
@@ -79,7 +87,10 @@ class PageReport:
         named = [
             ("console error", self.console_errors), ("failed request", self.failed_requests),
             ("network request (the site must work offline)", self.network_requests),
-            ("image not loaded or of zero size", self.broken_images), ("maths not rendered", self.unrendered_math),
+            ("image not loaded or of zero size", self.broken_images),
+            ("image without alt text (report.figure(..., alt=...) or :alt:)", self.images_without_alt),
+            ("maths not rendered", self.unrendered_math),
+            ("content wider than the column", self.overflow),
             ("raw TeX left in the text", self.raw_tex), ("broken internal link", self.broken_links),
             ("glued value", self.glue_problems),
         ]
@@ -124,6 +135,10 @@ class SiteReport:
                         + ("ok" if not p.failures() else f"{len(p.failures())} problem(s)"))
         found = "found" if self.search_expected in self.search_hits else "NOT found"
         rows.append(f"search {self.search_word!r}: {len(self.search_hits)} hit(s), {self.search_expected} {found}")
+        scrolling = [f"{p.path}: {t}" for p in self.pages for t in p.scrolling_tables]
+        if scrolling:
+            rows.append(f"{len(scrolling)} table(s) scroll inside their own box on a phone (not a failure):")
+            rows += ["  " + t for t in scrolling]
         fails = self.failures()
         verdict = "all checks passed" if not fails else f"{len(fails)} problem(s)"
         n_pages = sum(1 for p in self.pages if "?" not in p.path)
@@ -179,7 +194,10 @@ async () => {
   await Promise.all(Array.from(document.images).map(img => img.complete ? null :
       new Promise(r => { img.addEventListener("load", r); img.addEventListener("error", r); })));
   const images = Array.from(document.images).map(img => ({src: img.getAttribute("src") || "",
-      ok: img.complete && img.naturalWidth > 0 && img.naturalHeight > 0}));
+      ok: img.complete && img.naturalWidth > 0 && img.naturalHeight > 0,
+      alt: (img.getAttribute("alt") || "").trim(),
+      decorative: img.getAttribute("role") === "presentation" || img.getAttribute("aria-hidden") === "true"
+                  || (img.hasAttribute("alt") && !img.closest("figure, .cell_output, .output"))}));
   const maths = Array.from(document.querySelectorAll("span.math, div.math"));
   const unrendered = maths.filter(m => !m.querySelector("mjx-container")).map(m => m.textContent.slice(0, 80));
   const merrors = Array.from(document.querySelectorAll("mjx-merror")).map(m => m.textContent.slice(0, 80));
@@ -194,6 +212,38 @@ async () => {
           glued: glued.map(g => g.textContent.trim())};
 }
 """
+
+
+#: Horizontal overflow at the current window width: the page wider than the window, and tables whose content is
+#: cut (hidden behind their own scroll bar) or that run past the content column.
+_OVERFLOW_JS = r"""
+() => {
+  const out = {page: null, tables: []};
+  const doc = document.documentElement;
+  if (doc.scrollWidth > window.innerWidth + 1) { out.page = doc.scrollWidth - window.innerWidth; }
+  const article = document.querySelector(".bd-article") || document.body;
+  const right = article.getBoundingClientRect().right;
+  article.querySelectorAll("table").forEach((t, i) => {
+    const cut = Math.max(t.scrollWidth - t.clientWidth, t.getBoundingClientRect().right - right);
+    if (cut > 1) {
+      const head = (t.querySelector("caption, th, td") || {}).textContent || "";
+      out.tables.push({index: i, cut: Math.round(cut), head: head.trim().slice(0, 40)});
+    }
+  });
+  return out;
+}
+"""
+#: The window widths the overflow check uses: a laptop and a phone.
+WIDTHS = (1280, 400)
+
+
+def _overflow(page: Any, width: int) -> tuple[list[str], list[str]]:
+    """(failures, scrolling tables) at ``width``: page overflow fails at any width, a cut table only on wide screens."""
+    page.set_viewport_size({"width": width, "height": 900})
+    data = page.evaluate(_OVERFLOW_JS)
+    fails = [f"{width} px: the page is {data['page']} px wider than the window"] if data["page"] else []
+    tables = [f"{width} px: table #{t['index']} ({t['head']!r}) has {t['cut']} px cut" for t in data["tables"]]
+    return (fails + tables, []) if width >= 1000 else (fails, tables)
 
 
 def _ids(path: Path, cache: dict[Path, set[str]]) -> set[str]:
@@ -342,6 +392,7 @@ def check_site(
             report.title = data["title"]
             report.images = len(data["images"])
             report.broken_images = [i["src"] for i in data["images"] if not i["ok"]]
+            report.images_without_alt = [i["src"][:80] for i in data["images"] if not i["alt"] and not i["decorative"]]
             report.formulas = data["formulas"]
             report.unrendered_math = data["unrendered"]
             report.raw_tex = sorted({data["text"][max(0, m.start() - 30):m.end() + 30].replace("\n", " ")
@@ -358,6 +409,11 @@ def check_site(
             haystack = "\n".join(data["glued"]) + "\n" + data["text"]
             report.glue_problems += [f"expected {t!r} not on the page"
                                      for t in expected_text.get(rel, ()) if t not in haystack]
+            for width in WIDTHS:
+                fails, scrolling = _overflow(page, width)
+                report.overflow += fails
+                report.scrolling_tables += scrolling
+            page.set_viewport_size({"width": WIDTHS[0], "height": 900})
             if screenshot is not None and shot is None and report.formulas:
                 page.locator("mjx-container").first.evaluate("e => e.scrollIntoView({block: 'center'})")
                 shot = Path(screenshot)

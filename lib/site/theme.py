@@ -1,4 +1,5 @@
-"""A Sphinx extension with fixes to the book's theme stack: two found by the real-browser check, one for launch links.
+"""A Sphinx extension with fixes to the book's theme stack: two found by the real-browser check, one for launch links,
+and the book's style sheet (``static/studies.css``: wide tables wrap and stay inside the content column).
 
 Listed in ``_config.yml`` under ``sphinx.extra_extensions``. Without the first two, every page of the book
 logs console errors in Chromium (see :mod:`lib.site.browser_check`):
@@ -24,9 +25,10 @@ on GitHub, at the executed notebook that the published site carries on the ``gh-
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
-__all__ = ["dedupe_inline_scripts", "fix_launch_links", "setup"]
+__all__ = ["STYLE_SHEET", "dedupe_inline_scripts", "fix_launch_links", "setup"]
 
 #: The branch :func:`lib.site.publish.publish` puts the site on.
 PAGES_BRANCH = "gh-pages"
@@ -75,7 +77,17 @@ def _page_context(app: Any, pagename: str, templatename: str, context: dict[str,
         context["header_buttons"] = fix_launch_links(list(context["header_buttons"]), pagename, suffix)
 
 
+#: The book's style sheet (wide tables wrap and stay inside the content column), served from ``_static``.
+STYLE_SHEET = Path(__file__).with_name("static") / "studies.css"
+
+
+def _add_static(app: Any) -> None:
+    app.config.html_static_path.append(str(STYLE_SHEET.parent))
+
+
 def setup(app: Any) -> dict[str, Any]:
     """Sphinx entry point."""
     app.connect("html-page-context", _page_context, priority=900)  # after the extensions that add scripts
+    app.connect("builder-inited", _add_static)
+    app.add_css_file(STYLE_SHEET.name)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

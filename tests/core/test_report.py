@@ -47,14 +47,25 @@ def test_bad_glue_name(shown):
 def test_figure_is_a_png_whatever_the_backend(shown):
     fig, ax = plt.subplots()
     ax.plot([0, 1])
-    report.figure("line", fig)
+    report.figure("line", fig, alt="A rising  straight line\n from 0 to 1")
     (bundle,), kw = shown[0]
     import base64
 
     assert base64.b64decode(bundle[report.GLUE_PREFIX + "image/png"])[:4] == b"\x89PNG"
     assert kw["metadata"]["scrapbook"] == {"name": "line", "mime_prefix": report.GLUE_PREFIX}
+    assert kw["metadata"]["image/png"] == {"alt": "A rising straight line from 0 to 1"}  # read by lib.site.figure_alt
     with pytest.raises(TypeError):
-        report.figure("x", "not a figure")
+        report.figure("x", "not a figure", alt="does not matter here")
+
+
+def test_figure_requires_alt_text(shown):
+    fig, ax = plt.subplots()
+    with pytest.raises(TypeError, match="alt"):
+        report.figure("line", fig)  # keyword-only and required
+    for bad in ("", "   ", "plot", "a plot"):
+        with pytest.raises(ValueError, match="alt text"):
+            report.figure("line", fig, alt=bad)
+    assert not shown
 
 
 def test_table_accepts_frames_and_stylers(shown):

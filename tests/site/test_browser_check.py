@@ -76,6 +76,9 @@ def test_fixture_book_passes_in_a_real_browser(built_site, tmp_path):
     assert len(site_pages(built_site)) >= 7  # index, intro, demo, references, summary, execution, search, genindex
     demo = by_path["book/demo/demo.html"]
     assert demo.images >= 1 and demo.formulas >= 2 and demo.glued >= 1 and demo.internal_links > 0
+    # the alt text report.figure recorded reaches the <img> (lib.site.figure_alt, a myst-nb mime renderer)
+    html = (built_site / "book" / "demo" / "demo.html").read_text()
+    assert 'alt="Line plot of ' in html and " times the index against the index, for " in html
     assert report.search_word and report.search_expected in report.search_hits
     assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -87,7 +90,9 @@ def test_checker_catches_a_broken_site(built_site, tmp_path):
     demo = broken / "book" / "demo" / "demo.html"
     text = demo.read_text()
     text = text.replace("</article>", '<a href="nowhere.html">x</a><a href="../intro.html#no-such-id">y</a>'
-                        '<img src="missing.png"><script>console.error("boom")</script></article>', 1)
+                        '<img src="missing.png"><script>console.error("boom")</script>'
+                        '<table><tr><td style="white-space:nowrap">' + "wide " * 400 + '</td></tr></table>'
+                        '<div style="width:3000px;overflow:visible">wide block</div></article>', 1)
     demo.write_text(text)
     (broken / "_static" / "mathjax" / mathjax.ENTRY).unlink()  # no MathJax: the maths stays TeX
     report = check_site(broken, browser=browser, search=("nothingmatcheszzz", "book/demo/demo.html"))
@@ -96,6 +101,9 @@ def test_checker_catches_a_broken_site(built_site, tmp_path):
     assert "broken internal link" in problems and "nowhere.html: no such file" in problems
     assert "no element with id 'no-such-id'" in problems
     assert "image not loaded" in problems and "missing.png" in problems
+    assert "image without alt text" in problems
+    assert "content wider than the column: 1280 px: table #" in problems and "px cut" in problems
+    assert "content wider than the column: 400 px: the page is" in problems
     assert "console error: boom" in problems
     assert "maths not rendered" in problems and "raw TeX left in the text" in problems
     assert "failed request" in problems and "tex-chtml.js" in problems
