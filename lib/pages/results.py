@@ -21,6 +21,7 @@ __all__ = [
     "load_reference",
     "run_summary",
     "compare_with_paper",
+    "paper_table",
     "sweep_metrics",
     "plot_sweep",
     "show_figure",
@@ -115,6 +116,28 @@ def compare_with_paper(table, reference):
                          "source": ref.source, "comparable": ref.comparable})
     return pd.DataFrame(rows, columns=["study", "quantity", "paper", "ours", "unit", "run", "device", "date",
                                        "commit", "source", "comparable"])
+
+
+def paper_table(part) -> tuple[Any, str]:
+    """One study's rows of :func:`compare_with_paper` as a narrow table plus its notes, for the page.
+
+    The device, date and commit of each run are in the runs table above it, so they are left out; the long
+    ``source`` and ``comparable`` texts move to numbered notes under the table (one note per reference entry,
+    shared by its runs), so the table fits the content column.
+
+    Returns
+    -------
+    (pandas.DataFrame, str)
+        Index ``(quantity, run)``; columns ``paper``, ``ours``, ``unit``, ``note``; and the notes as a Markdown
+        list (``[n] source. comparable``).
+    """
+    notes: dict[tuple[str, str], int] = {}
+    for src, comp in zip(part["source"], part["comparable"]):
+        notes.setdefault((str(src), str(comp)), len(notes) + 1)
+    shown = part.assign(note=[f"[{notes[(str(a), str(b))]}]" for a, b in zip(part["source"], part["comparable"])])
+    shown = shown[["quantity", "run", "paper", "ours", "unit", "note"]].set_index(["quantity", "run"])
+    text = "\n".join(f"{n}. Source: {src.rstrip('.')}. {comp}" for (src, comp), n in notes.items())
+    return shown, text
 
 
 def sweep_metrics(table, study: str, sweep: str, wanted: list[str] | None = None, limit: int = 4) -> list[str]:

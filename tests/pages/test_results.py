@@ -111,3 +111,15 @@ def test_page_executes_with_and_without_runs(runs, tmp_path, monkeypatch):
     shutil.rmtree(runs)
     empty = _page_outputs(root, tmp_path, monkeypatch)
     assert "No results yet" in empty and "no runs yet" in empty and "No sweep has run yet" in empty
+
+
+def test_paper_table_is_narrow_with_the_sources_as_notes(runs):
+    cmp = results.compare_with_paper(gather_runs(runs), results.load_reference(REFERENCE))
+    shown, notes = results.paper_table(cmp[cmp["study"] == "pgnaa"])
+    assert list(shown.columns) == ["paper", "ours", "unit", "note"]
+    assert shown.index.names == ["quantity", "run"]
+    n_refs = len(results.load_reference(REFERENCE).query("study == 'pgnaa'"))
+    assert notes.count("\n") == n_refs - 1 and notes.startswith("1. Source: 004")
+    # every run of one reference entry points at the same note
+    exp1 = shown.loc[[q for q in shown.index.get_level_values(0) if q.startswith("Experiment I accuracy")]]
+    assert set(exp1["note"]) == {"[1]"}
